@@ -1,0 +1,61 @@
+"""Registry of experiments that ``sharpen repro`` / ``sharpen run`` can execute.
+
+Each experiment package registers one ``ExperimentSpec``. ``EXPERIMENTS`` keeps
+registration order, which is the order ``sharpen repro`` runs them in. An explicit
+dict registry (rather than importing modules by name) makes a typo fail at import.
+
+Contract of ``spec.run(cfg, out_dir)``: write ``out_dir/config.json`` (via
+``experiments.io.prepare_run_dir(out_dir, cfg, experiment=spec.name)``),
+``out_dir/metrics.csv`` and ``out_dir/summary.csv``; resume from finished units
+when ``out_dir`` already holds a run of the same config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["EXPERIMENTS", "REQUIRED_PRESETS", "ExperimentSpec", "register"]
+
+REQUIRED_PRESETS = ("smoke", "quick", "full")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentSpec:
+    """One runnable experiment.
+
+    Attributes:
+      name: registry key and output sub-folder, e.g. ``"s1"``.
+      title: one line for ``sharpen list``, e.g. ``"S1 — Prop C.1: inference-time best-of-N"``.
+      presets: preset name -> zero-argument factory of a frozen dataclass config;
+        must include ``"smoke"``, ``"quick"`` and ``"full"``.
+      run: ``run(config, out_dir)``; writes config.json, metrics.csv, summary.csv.
+    """
+
+    name: str
+    title: str
+    presets: Mapping[str, Callable[[], Any]]
+    run: Callable[[Any, Path], None]
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.name.replace("_", "").isalnum():
+            raise ValueError(f"name must be a non-empty identifier, got {self.name!r}")
+        missing = [p for p in REQUIRED_PRESETS if p not in self.presets]
+        if missing:
+            raise ValueError(f"experiment {self.name!r} lacks presets {missing}")
+
+
+EXPERIMENTS: dict[str, ExperimentSpec] = {}
+
+
+def register(spec: ExperimentSpec) -> ExperimentSpec:
+    """Add ``spec`` to ``EXPERIMENTS``; a second spec under the same name is an error."""
+    if spec.name in EXPERIMENTS and EXPERIMENTS[spec.name] is not spec:
+        raise ValueError(f"experiment {spec.name!r} is already registered")
+    EXPERIMENTS[spec.name] = spec
+    return spec
+
+
+# Experiment packages register themselves on import; the imports go below.

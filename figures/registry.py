@@ -1,0 +1,53 @@
+"""Registry of figures that ``sharpen repro`` / ``sharpen figures`` can draw.
+
+A figure reads only finished run folders (``<runs_dir>/<experiment>/metrics.csv``,
+``summary.csv``, ``config.json``) and never re-runs an experiment. The CLI draws a
+figure only when every experiment in ``requires`` has outputs under ``runs_dir``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+__all__ = ["FIGURES", "FigureSpec", "missing_inputs", "register"]
+
+
+@dataclasses.dataclass(frozen=True)
+class FigureSpec:
+    """One figure.
+
+    Attributes:
+      name: registry key, e.g. ``"fig_best_of_n"``.
+      requires: experiment names whose run folders the figure reads.
+      make: ``make(runs_dir, out_dir) -> list[Path]``; writes into ``out_dir`` and
+        returns the written paths.
+    """
+
+    name: str
+    requires: tuple[str, ...]
+    make: Callable[[Path, Path], list[Path]]
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.requires, tuple) or not self.requires:
+            raise ValueError(f"requires must be a non-empty tuple, got {self.requires!r}")
+
+
+FIGURES: dict[str, FigureSpec] = {}
+
+
+def register(spec: FigureSpec) -> FigureSpec:
+    """Add ``spec`` to ``FIGURES``; a second spec under the same name is an error."""
+    if spec.name in FIGURES and FIGURES[spec.name] is not spec:
+        raise ValueError(f"figure {spec.name!r} is already registered")
+    FIGURES[spec.name] = spec
+    return spec
+
+
+def missing_inputs(spec: FigureSpec, runs_dir: Path) -> tuple[str, ...]:
+    """Experiments in ``spec.requires`` without ``runs_dir/<name>/metrics.csv`` (empty: ready)."""
+    return tuple(r for r in spec.requires if not (Path(runs_dir) / r / "metrics.csv").exists())
+
+
+# Figure modules register themselves on import; the imports go below.
