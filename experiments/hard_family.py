@@ -74,24 +74,42 @@ def family(epsilon: float, c: float, *, p: int = 1, d: int = 4, gamma: float = 0
     return Family(epsilon, c, p, d, M, delta_mass, gamma)
 
 
-def argmax_pick_prob(fam: Family, num_samples: np.ndarray) -> np.ndarray:
+def hard_row(fam: Family, pad_to: int) -> jax.Array:
+    """Log-probabilities of one hard prompt (argmax first), padded with zero-mass responses.
+
+    Padding every member to one length keeps a single compiled program for the whole sweep.
+    """
+    p_top = fam.p_top
+    row = np.zeros(max(pad_to, fam.M))
+    row[: fam.M] = (1.0 - p_top) / (fam.M - 1)
+    row[0] = p_top
+    return jnp.log(jnp.asarray(row, jnp.float32))
+
+
+@jax.jit
+def _bon_pick(row, num_samples_G):
+    return jax.vmap(lambda n: jnp.exp(bon_law(row, n)[0]))(num_samples_G)
+
+
+def argmax_pick_prob(fam: Family, num_samples: np.ndarray, *, pad_to: int = 0) -> np.ndarray:
     """``q(N) = pi^BoN_N(y* | x_i)`` on a hard prompt, from the closed-form law."""
-    p_top = fam.p_top
-    row = np.full(fam.M, (1.0 - p_top) / (fam.M - 1))
-    row[0] = p_top
-    logp = jnp.log(jnp.asarray(row, jnp.float32))
-    laws = jax.vmap(lambda n: bon_law(logp, n)[0])(jnp.asarray(num_samples, jnp.float32))
-    return np.exp(np.asarray(laws, np.float64))
+    row = hard_row(fam, pad_to)
+    return np.asarray(_bon_pick(row, jnp.asarray(num_samples, jnp.float32)), np.float64)
 
 
-def adaptive_pick_prob_and_cost(fam: Family, mu_stop: float) -> tuple[float, float, float]:
+@jax.jit
+def _adaptive_pick(row, mu_stop):
+    law, draws = adaptive_bon_law(row, mu_stop=mu_stop)
+    _, easy = adaptive_bon_law(jnp.zeros((1,), row.dtype), mu_stop=mu_stop)
+    return jnp.exp(law[0]), draws, easy
+
+
+def adaptive_pick_prob_and_cost(
+    fam: Family, mu_stop: float, *, pad_to: int = 0
+) -> tuple[float, float, float]:
     """``(q, E[N_mu] on a hard prompt, E[N_mu] on the easy prompt)`` for AdaBoN."""
-    p_top = fam.p_top
-    row = np.full(fam.M, (1.0 - p_top) / (fam.M - 1))
-    row[0] = p_top
-    law, draws = adaptive_bon_law(jnp.log(jnp.asarray(row, jnp.float32)), mu_stop=mu_stop)
-    _, easy = adaptive_bon_law(jnp.zeros((1,), jnp.float32), mu_stop=mu_stop)
-    return float(jnp.exp(law[0])), float(draws), float(easy)
+    q, hard, easy = _adaptive_pick(hard_row(fam, pad_to), mu_stop)
+    return float(q), float(hard), float(easy)
 
 
 def mle_success_prob(key, visits_D, q, M, *, cap: int = CAP):

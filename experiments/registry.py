@@ -59,3 +59,4 @@ def register(spec: ExperimentSpec) -> ExperimentSpec:
 
 
 # Experiment packages register themselves on import; the imports go below.
+from experiments import s3_lower_bound, s4_sft, s5_adaptive  # noqa: E402, F401  (register on import)

@@ -264,7 +264,8 @@ def adaptive_best_of_n(
 
     def cond(state):
         k, best_logp, _, _ = state
-        return (k < max_draws) & (k < _stop_threshold(mu_stop, best_logp))
+        threshold = _stop_threshold(mu_stop, best_logp)
+        return (k < max_draws) & (k.astype(threshold.dtype) < threshold)
 
     def body(state):
         k, best_logp, best_y, ties = state
@@ -272,7 +273,9 @@ def adaptive_best_of_n(
         logp = logp_base_Y[y]
         better, tie = logp > best_logp, logp == best_logp
         ties = jnp.where(better, 1, jnp.where(tie, ties + 1, ties))
-        take = better | (tie & (u * ties < 1.0))  # reservoir: keep the new tie w.p. 1/ties
+        take = better | (
+            tie & (u * ties.astype(u.dtype) < 1.0)
+        )  # reservoir: keep the new tie w.p. 1/ties
         return (
             k + 1,
             jnp.where(better, logp, best_logp),

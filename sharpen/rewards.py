@@ -64,7 +64,8 @@ def length_normalized_log_likelihood(token_logp_BxL: jax.Array, mask_BxL: jax.Ar
       Huang et al. (2025), App. A.2.
     """
     length = jnp.sum(mask_BxL, axis=-1)
-    return sequence_log_likelihood(token_logp_BxL, mask_BxL) / jnp.maximum(length, 1)
+    total = sequence_log_likelihood(token_logp_BxL, mask_BxL)
+    return total / jnp.maximum(length, 1).astype(total.dtype)
 
 
 def answer_probability(logp_base: jax.Array, answer_of_Y: jax.Array, num_answers: int):
@@ -82,7 +83,9 @@ def answer_probability(logp_base: jax.Array, answer_of_Y: jax.Array, num_answers
     """
     onehot_YxA = jax.nn.one_hot(answer_of_Y, num_answers, dtype=logp_base.dtype)
     log_mass_A = jax.nn.logsumexp(
-        logp_base[..., :, None] + jnp.log(onehot_YxA), axis=-2
+        logp_base[..., :, None]
+        + jnp.broadcast_to(jnp.log(onehot_YxA), (*logp_base.shape, num_answers)),
+        axis=-2,
     )  # [..., A]
     return jnp.take(log_mass_A, answer_of_Y, axis=-1)
 

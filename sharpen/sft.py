@@ -118,7 +118,8 @@ def bon_counts_from_law(
       [X, Y] float32 counts summing to ``n``.
     """
     prompt_key, resp_key = jax.random.split(key)
-    n_X = jax.random.multinomial(prompt_key, jnp.asarray(n, jnp.float32), mu)
+    mu = jnp.asarray(mu)
+    n_X = jax.random.multinomial(prompt_key, jnp.asarray(n, mu.dtype), mu)
     law_XxY = jnp.exp(bon_law(logp_base, num_samples))
     keys = jax.random.split(resp_key, logp_base.shape[0])
     return jax.vmap(jax.random.multinomial)(keys, n_X, law_XxY).astype(jnp.float32)

@@ -45,7 +45,7 @@ def argmax_mask(logp: jax.Array, *, gamma: float | jax.Array = 0.0) -> jax.Array
     _checks.check_gamma(gamma)
     gamma = jnp.asarray(gamma, dtype=logp.dtype)
     best = jnp.max(logp, axis=-1, keepdims=True)
-    return logp >= best + jnp.log1p(-gamma)[..., None]
+    return logp >= best + jnp.broadcast_to(jnp.log1p(-gamma), best.shape[:-1])[..., None]
 
 
 def set_mass(logp: jax.Array, mask: jax.Array) -> jax.Array:
@@ -116,4 +116,5 @@ def sharpening_error(
     _checks.check_prompt_axis(logp_base, mu, "logp_base", "mu")
     _checks.check_same_shape(logp_hat, logp_base, "logp_hat", "logp_base")
     mass_X = target_mass(logp_hat, logp_base, gamma=gamma)
-    return jnp.sum(mu * (mass_X <= 1.0 - jnp.asarray(delta, mass_X.dtype)))
+    failed_X = (mass_X <= 1.0 - jnp.asarray(delta, mass_X.dtype)).astype(mass_X.dtype)
+    return jnp.sum(jnp.asarray(mu, mass_X.dtype) * failed_X)

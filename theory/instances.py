@@ -17,6 +17,7 @@ Response 0 of every tabular family is its argmax, so ``y*(x) = 0`` unless stated
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -87,7 +88,7 @@ def hard_instance(
         raise ValueError(f"index must have shape ({d},), got {index.shape}")
     if _checks.is_concrete(index) and not bool(jnp.all((index >= 1) & (index <= M))):
         raise ValueError(f"index entries must lie in 1..M={M}, got {index.tolist()}")
-    resp = jnp.arange(M + 1)
+    resp = jnp.arange(M + 1, dtype=index.dtype)
     hard = jnp.where(resp[None] == index[:, None], p_top, p_other)
     hard = jnp.where(resp[None] == 0, 0.0, hard)
     easy = (resp == 0).astype(hard.dtype)[None]
@@ -146,28 +147,43 @@ def bayes_learner(
     return (jnp.argmax(score, axis=-1) + 1).astype(jnp.int32)
 
 
-def unseen_guess_table(M: int, max_draws: int) -> np.ndarray:
-    """``g[T] = E[1 / (M - D_T)]`` for ``T = 0..max_draws``, float64 [max_draws + 1].
+def unseen_guess_table(M: int, max_draws: int, *, size: int | None = None) -> jax.Array:
+    """``g[T] = E[1 / (M - D_T)]`` for ``T = 0..max_draws``: [max_draws + 1].
 
     ``D_T`` is the number of distinct responses among ``T`` uniform draws from the ``M - 1``
     non-argmax responses, so ``g[T]`` is the chance that the Bayes learner's uniform guess among
     unseen responses is right, given that ``T`` draws missed the argmax. Exact occupancy
-    recursion ``P(D_{t+1} = k + 1 | D_t = k) = (M - 1 - k) / (M - 1)``; ``O(max_draws * M)``.
+    recursion ``P(D_{t+1} = k + 1 | D_t = k) = (M - 1 - k) / (M - 1)``, run as one
+    ``lax.scan``; ``O(max_draws * M)``.
+
+    Args:
+      M: number of candidates (may be a traced scalar when ``size`` is given).
+      max_draws: static table length minus one.
+      size: static length of the occupancy vector, ``>= M`` (default ``M``); padding several M
+        to one size keeps one compiled program.
+
+    Returns:
+      [max_draws + 1] float32 table.
     """
-    _checks.check_static_int(M, "M", minimum=2)
     _checks.check_static_int(max_draws, "max_draws", minimum=0)
-    k = np.arange(M)  # D in 0..M-1
-    new = (M - 1 - k) / (M - 1)
-    dist = np.zeros(M)
-    dist[0] = 1.0
-    inv = 1.0 / (M - k)
-    out = np.empty(max_draws + 1)
-    for t in range(max_draws + 1):
-        out[t] = dist @ inv
+    size = _checks.check_static_int(M, "M", minimum=2) if size is None else size
+    return _guess_table(jnp.asarray(M, jnp.float32), max_draws, size)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _guess_table(M, max_draws, size):
+    k = jnp.arange(size, dtype=jnp.float32)  # D in 0..M-1 (entries >= M are padding)
+    valid = k < M
+    new = jnp.where(valid, (M - 1.0 - k) / (M - 1.0), 0.0)
+    inv = jnp.where(valid, 1.0 / jnp.maximum(M - k, 1.0), 0.0)
+    dist0 = (k == 0).astype(jnp.float32)
+
+    def step(dist, _):
         moved = dist * new
-        dist = dist - moved
-        dist[1:] += moved[:-1]
-    return out
+        nxt = dist - moved + jnp.concatenate([jnp.zeros(1), moved[:-1]])
+        return nxt, dist @ inv
+
+    return jax.lax.scan(step, dist0, None, length=max_draws + 1)[1]
 
 
 def bayes_error_given_draws(
@@ -191,7 +207,7 @@ def bayes_error_given_draws(
     """
     p_top, _ = hard_response_probs(M, gamma)
     t = jnp.minimum(draws_D, guess_table.shape[0] - 1).astype(jnp.int32)
-    miss = jnp.exp(draws_D * jnp.log1p(-p_top))
+    miss = jnp.exp(jnp.asarray(draws_D, guess_table.dtype) * jnp.log1p(-p_top))
     return miss * (1.0 - guess_table[t])
 
 
@@ -214,7 +230,7 @@ def policy_with_top_mass(
       [X, K] log-probabilities.
     """
     K = _checks.check_static_int(num_responses, "num_responses", minimum=2)
-    p_star_X = jnp.asarray(p_star_X, jnp.float32)
+    p_star_X = jnp.asarray(p_star_X, float)  # default float dtype, so x64 keeps float64
     if _checks.is_concrete(p_star_X) and not bool(
         jnp.all((p_star_X > 1.0 / K) & (p_star_X <= 1.0))
     ):
