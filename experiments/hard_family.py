@@ -134,11 +134,13 @@ def mle_success_prob(key, visits_D, q, M, *, cap: int = CAP):
     a = jax.random.binomial(a_key, visits_D, q)
     k = visits_D - a
     balls = jax.random.randint(b_key, (visits_D.shape[0], cap), 0, M - 1)
-    valid = jnp.arange(cap)[None, :] < k[:, None]
+    valid = jnp.arange(cap, dtype=k.dtype)[None, :] < k[:, None]
     same = (balls[:, :, None] == balls[:, None, :]) & valid[:, None, :] & valid[:, :, None]
     count = jnp.sum(same, axis=-1)
-    top = jnp.max(count, axis=-1).astype(a.dtype)
-    tied = jnp.where(top > 0, jnp.sum(count == top[:, None], -1) / jnp.maximum(top, 1), M - 1)
+    top_int = jnp.max(count, axis=-1)
+    top = top_int.astype(a.dtype)
+    tied_bins = (jnp.sum(count == top_int[:, None], -1) / jnp.maximum(top_int, 1)).astype(a.dtype)
+    tied = jnp.where(top > 0, tied_bins, M - 1.0)
     success = jnp.where(a > top, 1.0, jnp.where(a == top, 1.0 / (1.0 + tied), 0.0))
     return success, k > cap
 
@@ -184,8 +186,8 @@ def bayes_adaptive_errors(key, n, mu_X, p_top, M):
     """
     visits = jax.random.multinomial(key, n, mu_X)
     unseen = visits[1:] == 0
-    error = jnp.sum(mu_X[1:] * unseen * (1.0 - 1.0 / M))
-    return error, jnp.sum(~unseen) / p_top
+    error = jnp.sum(mu_X[1:] * unseen.astype(mu_X.dtype) * (1.0 - 1.0 / M))
+    return error, jnp.sum((~unseen).astype(mu_X.dtype)) / p_top
 
 
 def seed_keys(seed: int, unit: int, num_seeds: int) -> jax.Array:

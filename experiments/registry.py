@@ -59,4 +59,32 @@ def register(spec: ExperimentSpec) -> ExperimentSpec:
 
 
 # Experiment packages register themselves on import; the imports go below.
-from experiments import s3_lower_bound, s4_sft, s5_adaptive  # noqa: E402, F401  (register on import)
+
+
+#: Modules whose import registers the built-in experiments, in `sharpen repro` order.
+BUILTIN = (
+    "experiments.s1_inference_bon",
+    "experiments.s3_lower_bound",
+    "experiments.s4_sft",
+    "experiments.s5_adaptive",
+    "experiments.s12_mle_rate",
+    "experiments.s13_approx_maximizers",
+)
+
+
+def load_builtin() -> dict[str, ExperimentSpec]:
+    """Import the built-in experiment modules (they register themselves) and return the registry.
+
+    Imported on demand, not at module import, so that an experiment module can import this
+    registry (and other experiment modules) without an import cycle.
+    """
+    import importlib
+
+    for module in BUILTIN:
+        importlib.import_module(module)
+    return {name: EXPERIMENTS[name] for name in sorted(EXPERIMENTS, key=_order)}
+
+
+def _order(name: str) -> tuple[int, str]:
+    digits = "".join(ch for ch in name if ch.isdigit())
+    return (int(digits) if digits else 10**6, name)

@@ -116,7 +116,7 @@ def _tabular_errors(key, n, q_X, mu_X, threshold, num_responses):
     visits = jax.random.multinomial(v_key, n, mu_X)
     hits = jax.random.binomial(c_key, visits, q_X)
     mass = jnp.where(visits > 0, hits / jnp.maximum(visits, 1.0), 1.0 / num_responses)
-    return jnp.sum(mu_X * (mass <= threshold))
+    return jnp.sum(mu_X * (mass <= threshold).astype(mu_X.dtype))
 
 
 _tabular_batch = jax.jit(jax.vmap(_tabular_errors.__wrapped__, in_axes=(0, 0, 0, None, None, None)))
@@ -170,7 +170,7 @@ def coverage_unit(cfg: Config, family: str, c_cov: float) -> pd.DataFrame:
         jnp.asarray(n_grid, jnp.float32)
     )
     threshold = 1.0 - cfg.tabular_delta / 2.0
-    err = np.asarray(jnp.sum(mu * (mass < threshold), axis=-1), np.float64)
+    err = np.asarray(jnp.sum(mu[None, :] * (mass < threshold).astype(mu.dtype), axis=-1), np.float64)
     bound = np.asarray(bounds.bon_coverage_term_bound(exact_c, n_grid, cfg.tabular_delta))
     return pd.DataFrame(
         {

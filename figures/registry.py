@@ -51,3 +51,24 @@ def missing_inputs(spec: FigureSpec, runs_dir: Path) -> tuple[str, ...]:
 
 
 # Figure modules register themselves on import; the imports go below.
+
+
+#: Modules whose import registers the built-in figures.
+BUILTIN = (
+    "figures.fig_bon_failure",
+    "figures.fig_mstar_vs_eps",
+    "figures.fig_mstar_vs_c",
+    "figures.fig_coverage_term",
+    "figures.fig_stopping_rule",
+    "figures.fig_mle_rate",
+    "figures.fig_approx_maximizers",
+)
+
+
+def load_builtin() -> dict[str, FigureSpec]:
+    """Import the built-in figure modules (they register themselves); return the registry."""
+    import importlib
+
+    for module in BUILTIN:
+        importlib.import_module(module)
+    return FIGURES

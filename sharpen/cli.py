@@ -57,7 +57,7 @@ def _registries() -> tuple[Mapping[str, Any], Mapping[str, Any]]:
     from experiments import registry as experiment_registry
     from figures import registry as figure_registry
 
-    return experiment_registry.EXPERIMENTS, figure_registry.FIGURES
+    return experiment_registry.load_builtin(), figure_registry.load_builtin()
 
 
 def _route_overrides(

@@ -180,7 +180,7 @@ def _guess_table(M, max_draws, size):
 
     def step(dist, _):
         moved = dist * new
-        nxt = dist - moved + jnp.concatenate([jnp.zeros(1), moved[:-1]])
+        nxt = dist - moved + jnp.concatenate([jnp.zeros(1, dist.dtype), moved[:-1]])
         return nxt, dist @ inv
 
     return jax.lax.scan(step, dist0, None, length=max_draws + 1)[1]
