@@ -1,7 +1,8 @@
-"""Fig-T2: m* against the coverage parameter C at fixed epsilon (S3, S4).
+"""Fig-T2: m* against the coverage coefficient C_cov at fixed epsilon (S3, S4).
 
 Reads ``s3/mstar.csv`` and ``s4/mstar.csv``; expected slope 1 for both (Thm 3.1, Thm 4.1).
-The top axis labels are C_cov = 1 - Delta + Delta M / 2 of each instance.
+The x-axis is the exact ``C_cov = 1 - Delta + Delta M / 2`` of each instance; points are
+annotated with the family parameter C (``M = ceil(1 + C/eps)``) that the summary's slope uses.
 """
 
 from __future__ import annotations
@@ -25,25 +26,25 @@ def make(runs_dir: Path, out_dir: Path) -> list[Path]:
         sel = table[(table.learner == learner) & (table.sweep == "C")].sort_values("c")
         yerr = [sel["m_star"] - sel["ci_low"], sel["ci_high"] - sel["m_star"]]
         ax.errorbar(
-            sel["c"],
+            sel["c_cov"],
             sel["m_star"],
             yerr=yerr,
             fmt="o-",
             color=color,
             capsize=3,
-            label=f"{label}: {_plot.loglog_fit_label(sel['c'], sel['m_star'])}",
+            label=f"{label}: {_plot.loglog_fit_label(sel['c_cov'], sel['m_star'])}",
         )
         for c, m, cc in zip(sel["c"], sel["m_star"], sel["c_cov"], strict=True):
             if learner == "bayes":
                 ax.annotate(
-                    f"C_cov={cc:.0f}",
-                    (c, m),
+                    f"C={c:g}",
+                    (cc, m),
                     textcoords="offset points",
                     xytext=(4, -12),
                     fontsize=7,
                 )
     eps = table[table.sweep == "C"]["epsilon"].iloc[0]
-    ax.set(xscale="log", yscale="log", xlabel="C (M = ceil(1 + C/eps))", ylabel="m*")
+    ax.set(xscale="log", yscale="log", xlabel="C_cov of the instance", ylabel="m*")
     ax.set_title(f"m* vs coverage at eps = {eps:g} (predicted slope 1)")
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)

@@ -75,6 +75,9 @@ def toy_registry(monkeypatch):
     }
     monkeypatch.setattr(experiment_registry, "EXPERIMENTS", experiments)
     monkeypatch.setattr(figure_registry, "FIGURES", figures)
+    # Only the toys: the built-in modules must not register into the patched dicts.
+    monkeypatch.setattr(experiment_registry, "BUILTIN", ())
+    monkeypatch.setattr(figure_registry, "BUILTIN", ())
     return experiments
 
 
