@@ -82,9 +82,5 @@ def load_builtin() -> dict[str, ExperimentSpec]:
 
     for module in BUILTIN:
         importlib.import_module(module)
-    return {name: EXPERIMENTS[name] for name in sorted(EXPERIMENTS, key=_order)}
+    return EXPERIMENTS
 
-
-def _order(name: str) -> tuple[int, str]:
-    digits = "".join(ch for ch in name if ch.isdigit())
-    return (int(digits) if digits else 10**6, name)

@@ -273,9 +273,8 @@ def adaptive_best_of_n(
         logp = logp_base_Y[y]
         better, tie = logp > best_logp, logp == best_logp
         ties = jnp.where(better, 1, jnp.where(tie, ties + 1, ties))
-        take = better | (
-            tie & (u * ties.astype(u.dtype) < 1.0)
-        )  # reservoir: keep the new tie w.p. 1/ties
+        # Reservoir sampling: keep the new tie with probability 1/ties.
+        take = better | (tie & (u * ties.astype(u.dtype) < 1.0))
         return (
             k + 1,
             jnp.where(better, logp, best_logp),

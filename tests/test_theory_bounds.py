@@ -225,241 +225,132 @@ _ERR = dict(
     log_class_size=10.0, n=1e3, c_cov_gamma=4.0, num_samples_star=40.0, delta=0.25, rho=0.05
 )
 
-# (function, output index or None, base kwargs, argument, grid, +1 increasing / -1 decreasing)
-_MONOTONE = [
+_UP, _DOWN = 1, -1
+_LB = dict(c_cov=4.0, log_class_size=10.0, epsilon=0.05)
+_AERR = dict(log_class_size=10.0, n=1e3, delta=0.25, rho=0.05)
+_DRAWS = dict(n=100.0, mu_stop=2.0, c_cov_bar=4.0)
+_HEL = dict(log_class_size=10.0, n=1e3, rho=0.05)
+_BON = dict(p_star=0.01, num_samples=100.0)
+_COVT = dict(c_cov=4.0, num_samples=1e6, delta=0.25)
+_STOP = dict(mu_stop=2.0, p_star=0.01, num_argmax=1.0)
+_ELL = dict(d=4.0, T=100.0, K=2.0, lam=1.0)
+_HARD = dict(Delta=0.1, M=50.0, gamma=0.5, p=1)
+_ARGMAX = np.arange(1.0, 13.0)
+
+# (function, output index or None, base kwargs) -> [(argument, grid, direction), ...]
+_MONOTONE_SPEC = [
     *[
-        (fn, None, dict(c_cov=4.0, log_class_size=10.0, epsilon=0.05, p=p), arg, grid, sign)
+        (
+            (fn, None, _with(_LB, p=p)),
+            [("epsilon", _EPS, _DOWN), ("c_cov", _COV, _UP), ("log_class_size", _LOGPI, _UP)],
+        )
         for fn in (bounds.lower_bound_sft, bounds.lower_bound_adaptive)
         for p in (1, 2, 3)
-        for arg, grid, sign in (
-            ("epsilon", _EPS, -1),
-            ("c_cov", _COV, 1),
-            ("log_class_size", _LOGPI, 1),
-        )
-    ],
-    *[
-        (bounds.sft_sample_complexity, None, _SFT, arg, grid, sign)
-        for arg, grid, sign in (
-            ("epsilon", _EPS, -1),
-            ("c_cov", _COV, 1),
-            ("log_class_size", _LOGPI, 1),
-            ("delta", _DELTA, -1),
-            ("rho", _RHO, -1),
-        )
-    ],
-    *[
-        (bounds.adaptive_sft_sample_complexity, None, _ADA, arg, grid, sign)
-        for arg, grid, sign in (
-            ("epsilon", _EPS, -1),
-            ("c_cov_bar", _COV, 1),
-            ("log_class_size", _LOGPI, 1),
-            ("delta", _DELTA, -1),
-            ("rho", _RHO, -1),
-        )
-    ],
-    (bounds.sft_settings, 0, _SFT, "epsilon", _EPS, -1),
-    (bounds.sft_settings, 0, _SFT, "delta", _DELTA, -1),
-    (bounds.sft_settings, 0, _SFT, "rho", _RHO, -1),
-    (bounds.sft_settings, 0, _SFT, "log_class_size", _LOGPI, 1),
-    (bounds.sft_settings, 1, _SFT, "epsilon", _EPS, -1),
-    (bounds.sft_settings, 1, _SFT, "delta", _DELTA, -1),
-    (bounds.sft_settings, 1, _SFT, "c_cov", _COV, 1),
-    *[
-        (bounds.sft_error_bound, None, _ERR, arg, grid, sign)
-        for arg, grid, sign in (
-            ("n", _COUNT, -1),
-            ("num_samples_star", _COUNT, -1),
-            ("c_cov_gamma", _COV, 1),
-            ("log_class_size", _LOGPI, 1),
-            ("delta", _DELTA, -1),
-            ("rho", _RHO, -1),
-        )
     ],
     *[
         (
-            bounds.adaptive_sft_error_bound,
-            None,
-            dict(log_class_size=10.0, n=1e3, delta=0.25, rho=0.05),
-            arg,
-            grid,
-            sign,
+            (fn, None, base),
+            [
+                ("epsilon", _EPS, _DOWN),
+                (cov, _COV, _UP),
+                ("log_class_size", _LOGPI, _UP),
+                ("delta", _DELTA, _DOWN),
+                ("rho", _RHO, _DOWN),
+            ],
         )
-        for arg, grid, sign in (
-            ("n", _COUNT, -1),
-            ("log_class_size", _LOGPI, 1),
-            ("delta", _DELTA, -1),
-            ("rho", _RHO, -1),
+        for fn, base, cov in (
+            (bounds.sft_sample_complexity, _SFT, "c_cov"),
+            (bounds.adaptive_sft_sample_complexity, _ADA, "c_cov_bar"),
         )
     ],
-    *[
-        (
-            bounds.adaptive_sft_expected_draws_bound,
-            None,
-            dict(n=100.0, mu_stop=2.0, c_cov_bar=4.0),
-            arg,
-            grid,
-            1,
-        )
-        for arg, grid in (("n", _COUNT), ("mu_stop", _LOGPI), ("c_cov_bar", _COV))
-    ],
-    (bounds.mle_hellinger_bound, None, dict(log_class_size=10.0, n=1e3, rho=0.05), "n", _COUNT, -1),
     (
-        bounds.mle_hellinger_bound,
-        None,
-        dict(log_class_size=10.0, n=1e3, rho=0.05),
-        "log_class_size",
-        _LOGPI,
-        1,
-    ),
-    (bounds.mle_hellinger_bound, None, dict(log_class_size=10.0, n=1e3, rho=0.05), "rho", _RHO, -1),
-    (
-        bounds.bon_miss_probability,
-        None,
-        dict(p_star=0.01, num_samples=100.0),
-        "p_star",
-        np.geomspace(1e-4, 0.5, 12),
-        -1,
+        (bounds.sft_settings, 0, _SFT),
+        [
+            ("epsilon", _EPS, _DOWN),
+            ("delta", _DELTA, _DOWN),
+            ("rho", _RHO, _DOWN),
+            ("log_class_size", _LOGPI, _UP),
+        ],
     ),
     (
-        bounds.bon_miss_probability,
-        None,
-        dict(p_star=0.01, num_samples=100.0),
-        "num_samples",
-        np.geomspace(1, 1e3, 12),
-        -1,
+        (bounds.sft_settings, 1, _SFT),
+        [("epsilon", _EPS, _DOWN), ("delta", _DELTA, _DOWN), ("c_cov", _COV, _UP)],
     ),
     (
-        bounds.inference_bon_failure_bound,
-        None,
-        dict(p_star=0.01, num_samples=100.0),
-        "p_star",
-        np.geomspace(1e-5, 0.5, 12),
-        -1,
+        (bounds.sft_error_bound, None, _ERR),
+        [
+            ("n", _COUNT, _DOWN),
+            ("num_samples_star", _COUNT, _DOWN),
+            ("c_cov_gamma", _COV, _UP),
+            ("log_class_size", _LOGPI, _UP),
+            ("delta", _DELTA, _DOWN),
+            ("rho", _RHO, _DOWN),
+        ],
     ),
     (
-        bounds.inference_bon_failure_bound,
-        None,
-        dict(p_star=0.01, num_samples=100.0),
-        "num_samples",
-        np.geomspace(1, 1e3, 12),
-        -1,
+        (bounds.adaptive_sft_error_bound, None, _AERR),
+        [
+            ("n", _COUNT, _DOWN),
+            ("log_class_size", _LOGPI, _UP),
+            ("delta", _DELTA, _DOWN),
+            ("rho", _RHO, _DOWN),
+        ],
     ),
     (
-        bounds.bon_coverage_term_bound,
-        None,
-        dict(c_cov=4.0, num_samples=1e6, delta=0.25),
-        "c_cov",
-        _COV,
-        1,
+        (bounds.adaptive_sft_expected_draws_bound, None, _DRAWS),
+        [("n", _COUNT, _UP), ("mu_stop", _LOGPI, _UP), ("c_cov_bar", _COV, _UP)],
     ),
     (
-        bounds.bon_coverage_term_bound,
-        None,
-        dict(c_cov=4.0, num_samples=1e6, delta=0.25),
-        "num_samples",
-        np.geomspace(10, 1e7, 12),
-        -1,
+        (bounds.mle_hellinger_bound, None, _HEL),
+        [("n", _COUNT, _DOWN), ("log_class_size", _LOGPI, _UP), ("rho", _RHO, _DOWN)],
     ),
     (
-        bounds.bon_coverage_term_bound,
-        None,
-        dict(c_cov=4.0, num_samples=1e6, delta=0.25),
-        "delta",
-        _DELTA,
-        -1,
+        (bounds.bon_miss_probability, None, _BON),
+        [
+            ("p_star", np.geomspace(1e-4, 0.5, 12), _DOWN),
+            ("num_samples", np.geomspace(1, 1e3, 12), _DOWN),
+        ],
     ),
     (
-        bounds.stopping_rule_bounds,
-        0,
-        dict(mu_stop=2.0, p_star=0.1, num_argmax=1.0),
-        "mu_stop",
-        _LOGPI,
-        1,
+        (bounds.inference_bon_failure_bound, None, _BON),
+        [
+            ("p_star", np.geomspace(1e-5, 0.5, 12), _DOWN),
+            ("num_samples", np.geomspace(1, 1e3, 12), _DOWN),
+        ],
     ),
     (
-        bounds.stopping_rule_bounds,
-        0,
-        dict(mu_stop=2.0, p_star=1e-5, num_argmax=1.0),
-        "p_star",
-        _PSTAR,
-        -1,
+        (bounds.bon_coverage_term_bound, None, _COVT),
+        [
+            ("c_cov", _COV, _UP),
+            ("num_samples", np.geomspace(10, 1e7, 12), _DOWN),
+            ("delta", _DELTA, _DOWN),
+        ],
     ),
     (
-        bounds.stopping_rule_bounds,
-        0,
-        dict(mu_stop=2.0, p_star=0.01, num_argmax=1.0),
-        "num_argmax",
-        np.arange(1.0, 13.0),
-        -1,
+        (bounds.stopping_rule_bounds, 0, _STOP),
+        [("mu_stop", _LOGPI, _UP), ("p_star", _PSTAR, _DOWN), ("num_argmax", _ARGMAX, _DOWN)],
     ),
     (
-        bounds.stopping_rule_bounds,
-        1,
-        dict(mu_stop=2.0, p_star=0.01, num_argmax=1.0),
-        "mu_stop",
-        np.geomspace(0.1, 10, 12),
-        -1,
+        (bounds.stopping_rule_bounds, 1, _STOP),
+        [("mu_stop", np.geomspace(0.1, 10, 12), _DOWN), ("num_argmax", _ARGMAX, _DOWN)],
     ),
+    ((bounds.default_mu_stop, None, dict(delta=0.25)), [("delta", _DELTA, _DOWN)]),
     (
-        bounds.stopping_rule_bounds,
-        1,
-        dict(mu_stop=2.0, p_star=0.01, num_argmax=1.0),
-        "num_argmax",
-        np.arange(1.0, 13.0),
-        -1,
+        (bounds.elliptic_potential_bound, None, _ELL),
+        [("d", _ARGMAX, _UP), ("T", _COUNT, _UP), ("K", np.geomspace(1.0, 1e3, 12), _UP)],
     ),
-    (bounds.default_mu_stop, None, dict(delta=0.25), "delta", _DELTA, -1),
+    # Increasing in p: power means increase with the order (Lyapunov).
     (
-        bounds.elliptic_potential_bound,
-        None,
-        dict(d=4.0, T=100.0, K=2.0, lam=1.0),
-        "d",
-        np.arange(1.0, 13.0),
-        1,
-    ),
-    (bounds.elliptic_potential_bound, None, dict(d=4.0, T=100.0, K=2.0, lam=1.0), "T", _COUNT, 1),
-    (
-        bounds.elliptic_potential_bound,
-        None,
-        dict(d=4.0, T=100.0, K=2.0, lam=1.0),
-        "K",
-        np.geomspace(1.0, 1e3, 12),
-        1,
-    ),
-    (
-        bounds.hard_instance_c_cov,
-        None,
-        dict(Delta=0.1, M=50.0, gamma=0.5, p=1),
-        "Delta",
-        np.linspace(0, 1, 12),
-        1,
-    ),
-    (
-        bounds.hard_instance_c_cov,
-        None,
-        dict(Delta=0.1, M=50.0, gamma=0.5, p=1),
-        "M",
-        np.geomspace(3, 1e4, 12),
-        1,
-    ),
-    (
-        bounds.hard_instance_c_cov,
-        None,
-        dict(Delta=0.1, M=50.0, gamma=0.5, p=1),
-        "gamma",
-        np.linspace(0, 0.9, 12),
-        -1,
-    ),
-    # Power means increase with the order p (Lyapunov).
-    (
-        bounds.hard_instance_c_cov,
-        None,
-        dict(Delta=0.1, M=50.0, gamma=0.5, p=1),
-        "p",
-        np.arange(1.0, 9.0),
-        1,
+        (bounds.hard_instance_c_cov, None, _HARD),
+        [
+            ("Delta", np.linspace(0, 1, 12), _UP),
+            ("M", np.geomspace(3, 1e4, 12), _UP),
+            ("gamma", np.linspace(0, 0.9, 12), _DOWN),
+            ("p", np.arange(1.0, 9.0), _UP),
+        ],
     ),
 ]
+_MONOTONE = [(*head, *sweep) for head, sweeps in _MONOTONE_SPEC for sweep in sweeps]
 
 
 @pytest.mark.parametrize(

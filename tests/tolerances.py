@@ -40,14 +40,11 @@ def atol(dtype=None) -> float:
 def assert_close(actual, desired, kind: str = "simple", *, dtype=None, abs_floor: bool = False):
     """``chex.assert_trees_all_close`` with the table's ``rtol`` (and ``atol`` if asked).
 
-    Both sides are compared in float64 on the host, so the reference may be computed in numpy.
-    ``dtype`` picks the row of the table (default: the dtype of ``actual`` if it is a float
-    array, else the default float dtype).
+    Both sides are compared in float64 on the host, so either may be computed in numpy.
+    ``dtype`` picks the row of the table: the dtype the computation under test ran in, by
+    default the suite's float dtype (not the dtype of ``actual``, which is often a float64 copy).
     """
-    if dtype is None:
-        arr_dtype = getattr(actual, "dtype", None)
-        floating = arr_dtype is not None and np.issubdtype(arr_dtype, np.floating)
-        dtype = arr_dtype if floating else float_dtype()
+    dtype = float_dtype() if dtype is None else dtype
     chex.assert_trees_all_close(
         np.asarray(actual, np.float64),
         np.asarray(desired, np.float64),
