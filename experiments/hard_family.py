@@ -24,7 +24,6 @@ MLE by enumeration over the class) on small instances.
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import jax
@@ -32,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sharpen import adaptive_bon_law, bon_law
-from theory import instances
+from theory import bounds, instances
 
 #: Non-argmax winners per prompt simulated ball by ball; beyond it only the first CAP count.
 CAP = 64
@@ -65,13 +64,10 @@ class Family(NamedTuple):
 
 def family(epsilon: float, c: float, *, p: int = 1, d: int = 4, gamma: float = 0.5) -> Family:
     """``Delta = 16 epsilon``, ``M = ceil(1 + C epsilon^(-1/p))`` (THEORY §4.1 "Parameters")."""
-    delta_mass = 16.0 * epsilon
-    if not 0 < delta_mass < 1:
-        raise ValueError(
-            f"epsilon must lie in (0, 1/16) so that Delta = 16 epsilon < 1, got {epsilon}"
-        )
-    M = math.ceil(1.0 + c * epsilon ** (-1.0 / p))
-    return Family(epsilon, c, p, d, M, delta_mass, gamma)
+    if not 0 < 16.0 * epsilon < 1:
+        raise ValueError(f"epsilon must lie in (0, 1/16) so that Delta = 16 epsilon < 1, got {epsilon}")
+    delta_mass, M = bounds.hard_instance_parameters(epsilon, c, p=p)
+    return Family(epsilon, c, p, d, int(M), float(delta_mass), gamma)
 
 
 def hard_row(fam: Family, pad_to: int) -> jax.Array:

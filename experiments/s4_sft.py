@@ -286,7 +286,7 @@ def summary(cfg, frames, table, tab_star, cov) -> list[dict]:
                     rates.summary_row(
                         NAME,
                         f"fixed {family} instance (C_cov={c:g}): log-log slope of m* vs 1/eps over the eps grid",
-                        "no rate (bound: 2); two-point m* jumps once eps < its hard-prompt mass",
+                        "no rate (the bound's is 2); m* is step-like on a fixed finite instance",
                         slope,
                         verdict="info",
                     )

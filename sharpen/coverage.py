@@ -27,6 +27,7 @@ def _log_set_mass(logp_XxY: jax.Array, mask_XxY: jax.Array) -> jax.Array:
 
 def _expect(mu_X: jax.Array, log_values_X: jax.Array) -> jax.Array:
     """``sum_x mu(x) exp(log_values(x))`` in log space, ignoring prompts with ``mu = 0``."""
+    mu_X = jnp.asarray(mu_X, log_values_X.dtype)  # mu may be float64 with float32 tables
     log_mu = jnp.where(mu_X > 0, jnp.log(jnp.where(mu_X > 0, mu_X, 1.0)), -jnp.inf)
     return jnp.exp(jax.nn.logsumexp(jnp.where(mu_X > 0, log_mu + log_values_X, -jnp.inf)))
 

@@ -29,7 +29,8 @@ def counts_from_pairs(
     prompts_n: jax.Array, responses_n: jax.Array, num_prompts: int, num_responses: int
 ) -> jax.Array:
     """Count table ``counts[x, y] = #{i : (x_i, y_i) = (x, y)}`` as float32 [X, Y]."""
-    flat = prompts_n * num_responses + responses_n
+    # int32 on both sides: index arrays from jnp.arange are int64 under x64 (strict promotion).
+    flat = jnp.asarray(prompts_n, jnp.int32) * num_responses + jnp.asarray(responses_n, jnp.int32)
     counts = jnp.zeros(num_prompts * num_responses, jnp.float32).at[flat].add(1.0)
     return counts.reshape(num_prompts, num_responses)
 
@@ -127,6 +128,7 @@ def bon_counts_from_law(
 
 def log_likelihood(counts: jax.Array, logp: jax.Array) -> jax.Array:
     """``sum_y counts[..., y] * logp[..., y]`` with ``0 * log 0 = 0`` (and ``-inf`` if c > 0)."""
+    counts = jnp.asarray(counts, logp.dtype)  # count tables are float32, logp may be float64
     return jnp.sum(jnp.where(counts > 0, counts * logp, 0.0), axis=-1)
 
 
@@ -158,6 +160,7 @@ def tabular_mle(counts_XxY: jax.Array, *, fallback_logp: jax.Array | None = None
     freq = jnp.log(counts_XxY) - jnp.log(jnp.maximum(total, 1.0))
     if fallback_logp is None:
         fallback_logp = jnp.full_like(freq, -jnp.log(counts_XxY.shape[-1]))
+    fallback_logp = jnp.asarray(fallback_logp, freq.dtype)  # float64 fallbacks under x64
     return jnp.where(total > 0, freq, jnp.broadcast_to(fallback_logp, freq.shape))
 
 

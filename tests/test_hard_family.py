@@ -86,7 +86,7 @@ def test_bayes_batched_matches_literal_learner():
             jnp.repeat(prompts, num_samples), draws.reshape(-1), D + 1, M + 1
         )
         guess = instances.bayes_learner(counts, inst.logp_base, M=M, key=g_key)
-        return jnp.sum(inst.mu[1:] * (guess != inst.index))
+        return jnp.sum(inst.mu[1:] * (guess != inst.index).astype(inst.mu.dtype))
 
     literal = np.asarray(jax.jit(jax.vmap(one))(jax.random.split(jax.random.key(3), SEEDS)))
     table = instances.unseen_guess_table(M, 200)
