@@ -65,7 +65,9 @@ class Family(NamedTuple):
 def family(epsilon: float, c: float, *, p: int = 1, d: int = 4, gamma: float = 0.5) -> Family:
     """``Delta = 16 epsilon``, ``M = ceil(1 + C epsilon^(-1/p))`` (THEORY §4.1 "Parameters")."""
     if not 0 < 16.0 * epsilon < 1:
-        raise ValueError(f"epsilon must lie in (0, 1/16) so that Delta = 16 epsilon < 1, got {epsilon}")
+        raise ValueError(
+            f"epsilon must lie in (0, 1/16) so that Delta = 16 epsilon < 1, got {epsilon}"
+        )
     delta_mass, M = bounds.hard_instance_parameters(epsilon, c, p=p)
     return Family(epsilon, c, p, d, int(M), float(delta_mass), gamma)
 
@@ -79,7 +81,7 @@ def hard_row(fam: Family, pad_to: int) -> jax.Array:
     row = np.zeros(max(pad_to, fam.M))
     row[: fam.M] = (1.0 - p_top) / (fam.M - 1)
     row[0] = p_top
-    return jnp.log(jnp.asarray(row, jnp.float32))
+    return jnp.log(jnp.asarray(row, float))
 
 
 @jax.jit
@@ -90,7 +92,7 @@ def _bon_pick(row, num_samples_G):
 def argmax_pick_prob(fam: Family, num_samples: np.ndarray, *, pad_to: int = 0) -> np.ndarray:
     """``q(N) = pi^BoN_N(y* | x_i)`` on a hard prompt, from the closed-form law."""
     row = hard_row(fam, pad_to)
-    return np.asarray(_bon_pick(row, jnp.asarray(num_samples, jnp.float32)), np.float64)
+    return np.asarray(_bon_pick(row, jnp.asarray(num_samples, float)), np.float64)
 
 
 @jax.jit

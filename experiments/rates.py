@@ -91,7 +91,7 @@ _bayes_ada = jax.jit(
 def run_unit(learner: str, sweep_kind: str, fam: hf.Family, sweep: Sweep, unit_id: int):
     """Exact per-seed errors of ``learner`` on ``fam`` over the budget grid; a tidy frame."""
     keys = hf.seed_keys(sweep.seed, unit_id, sweep.num_seeds)
-    mu = jnp.asarray(fam.mu, jnp.float32)
+    mu = jnp.asarray(fam.mu, float)
     threshold = 1.0 - sweep.delta
     ref = _reference_budget(fam)
     if learner in NON_ADAPTIVE:
@@ -107,8 +107,8 @@ def run_unit(learner: str, sweep_kind: str, fam: hf.Family, sweep: Sweep, unit_i
             table = instances.unseen_guess_table(fam.M, 10 * sweep.pad_to, size=sweep.pad_to)
             err = _bayes(
                 flat_keys,
-                jnp.asarray(prompts.ravel(), jnp.float32),
-                jnp.asarray(nn.ravel(), jnp.float32),
+                jnp.asarray(prompts.ravel(), float),
+                jnp.asarray(nn.ravel(), float),
                 mu,
                 fam.p_top,
                 table,
@@ -118,8 +118,8 @@ def run_unit(learner: str, sweep_kind: str, fam: hf.Family, sweep: Sweep, unit_i
             q = hf.argmax_pick_prob(fam, nn.ravel(), pad_to=sweep.pad_to)
             err, _, capped = _sft(
                 flat_keys,
-                jnp.asarray(prompts.ravel(), jnp.float32),
-                jnp.asarray(q, jnp.float32),
+                jnp.asarray(prompts.ravel(), float),
+                jnp.asarray(q, float),
                 threshold,
                 mu,
                 float(fam.M),
@@ -134,7 +134,7 @@ def run_unit(learner: str, sweep_kind: str, fam: hf.Family, sweep: Sweep, unit_i
         n_prompts = nn.ravel()
         if learner == "bayes_adaptive":
             err, budget = _bayes_ada(
-                flat_keys, jnp.asarray(n_prompts, jnp.float32), mu, fam.p_top, float(fam.M)
+                flat_keys, jnp.asarray(n_prompts, float), mu, fam.p_top, float(fam.M)
             )
             capped = np.zeros(err.shape, bool)
         else:
@@ -144,8 +144,8 @@ def run_unit(learner: str, sweep_kind: str, fam: hf.Family, sweep: Sweep, unit_i
             )
             err, visits, capped = _sft(
                 flat_keys,
-                jnp.asarray(n_prompts, jnp.float32),
-                jnp.full(n_prompts.shape, q, jnp.float32),
+                jnp.asarray(n_prompts, float),
+                jnp.full(n_prompts.shape, q, float),
                 threshold,
                 mu,
                 float(fam.M),

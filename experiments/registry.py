@@ -83,4 +83,3 @@ def load_builtin() -> dict[str, ExperimentSpec]:
     for module in BUILTIN:
         importlib.import_module(module)
     return EXPERIMENTS
-

@@ -126,7 +126,7 @@ def tabular_unit(cfg: Config, family: str, c_cov: float, unit_id: int) -> pd.Dat
     """Per-seed exact errors of tabular SFT-Sharpening on one instance over (m, N)."""
     logp, mu = tabular_policy(cfg, family, c_cov)
     mask = sharpen.argmax_mask(logp)
-    n_grid = jnp.asarray(cfg.tabular_num_samples, jnp.float32)
+    n_grid = jnp.asarray(cfg.tabular_num_samples, float)
     q_GxX = jax.vmap(lambda n: sharpen.set_mass(sharpen.bon_law(logp, n), mask))(n_grid)
     lo, hi = (math.log10(b) for b in cfg.tabular_budgets)
     m_grid = np.round(np.logspace(lo, hi, round((hi - lo) * cfg.per_decade) + 1))
@@ -138,7 +138,7 @@ def tabular_unit(cfg: Config, family: str, c_cov: float, unit_id: int) -> pd.Dat
     keys = rates.hf.seed_keys(cfg.seed + 1, unit_id, cfg.num_seeds)[ss.ravel()]
     err = _tabular_batch(
         keys,
-        jnp.asarray(prompts, jnp.float32),
+        jnp.asarray(prompts, float),
         q_GxX[gg.ravel()],
         mu,
         1.0 - cfg.tabular_delta,
@@ -167,7 +167,7 @@ def coverage_unit(cfg: Config, family: str, c_cov: float) -> pd.DataFrame:
     ratio = np.logspace(-1, 3, 41)
     n_grid = np.maximum(1.0, np.round(ratio * exact_c))
     mass = jax.vmap(lambda n: sharpen.set_mass(sharpen.bon_law(logp, n), mask))(
-        jnp.asarray(n_grid, jnp.float32)
+        jnp.asarray(n_grid, float)
     )
     threshold = 1.0 - cfg.tabular_delta / 2.0
     err = np.asarray(

@@ -41,7 +41,7 @@ def _literal_sft_error(law_fn, collect, n):
 def _batched_error(q, n):
     keys = jax.random.split(jax.random.key(8), SEEDS)
     run = jax.vmap(hf.sft_errors, in_axes=(0, None, None, None, None, None))
-    err, _, capped = run(keys, float(n), q, 0.5, jnp.asarray(FAM.mu, jnp.float32), float(M))
+    err, _, capped = run(keys, float(n), q, 0.5, jnp.asarray(FAM.mu, float), float(M))
     assert not bool(jnp.any(capped))
     return np.asarray(err)
 
@@ -92,7 +92,7 @@ def test_bayes_batched_matches_literal_learner():
     table = instances.unseen_guess_table(M, 200)
     keys = jax.random.split(jax.random.key(4), SEEDS)
     batched = jax.vmap(hf.bayes_errors, in_axes=(0, None, None, None, None, None))(
-        keys, float(n), float(num_samples), jnp.asarray(FAM.mu, jnp.float32), FAM.p_top, table
+        keys, float(n), float(num_samples), jnp.asarray(FAM.mu, float), FAM.p_top, table
     )
     _assert_same_mean(literal, np.asarray(batched))
 

@@ -163,20 +163,20 @@ def unseen_guess_table(M: int, max_draws: int, *, size: int | None = None) -> ja
         to one size keeps one compiled program.
 
     Returns:
-      [max_draws + 1] float32 table.
+      [max_draws + 1] table in the default float dtype.
     """
     _checks.check_static_int(max_draws, "max_draws", minimum=0)
     size = _checks.check_static_int(M, "M", minimum=2) if size is None else size
-    return _guess_table(jnp.asarray(M, jnp.float32), max_draws, size)
+    return _guess_table(jnp.asarray(M, float), max_draws, size)
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2))
 def _guess_table(M, max_draws, size):
-    k = jnp.arange(size, dtype=jnp.float32)  # D in 0..M-1 (entries >= M are padding)
+    k = jnp.arange(size, dtype=float)  # D in 0..M-1 (entries >= M are padding)
     valid = k < M
     new = jnp.where(valid, (M - 1.0 - k) / (M - 1.0), 0.0)
     inv = jnp.where(valid, 1.0 / jnp.maximum(M - k, 1.0), 0.0)
-    dist0 = (k == 0).astype(jnp.float32)
+    dist0 = (k == 0).astype(float)
 
     def step(dist, _):
         moved = dist * new
@@ -257,7 +257,7 @@ def two_point_top_mass(num_prompts: int, c_cov: float, p_low: float) -> jax.Arra
         raise ValueError(f"c_cov must lie in [1, 1/p_low={1.0 / p_low:.4g}], got {c_cov!r}")
     w = (c_cov - 1.0) / (1.0 / p_low - 1.0)
     num_low = round(w * X)
-    return jnp.where(jnp.arange(X) < num_low, p_low, 1.0).astype(jnp.float32)
+    return jnp.where(jnp.arange(X) < num_low, p_low, 1.0).astype(float)
 
 
 def light_tailed_top_mass(num_prompts: int, c_cov: float) -> jax.Array:
@@ -269,7 +269,7 @@ def light_tailed_top_mass(num_prompts: int, c_cov: float) -> jax.Array:
     if c_cov < 1.0:
         raise ValueError(f"c_cov must be >= 1, got {c_cov!r}")
     inv = jnp.linspace(1.0, 2.0 * c_cov - 1.0, X)
-    return (1.0 / inv).astype(jnp.float32)
+    return (1.0 / inv).astype(float)
 
 
 def near_tie_policy(*, k: int, gamma: float, p_top: float, num_responses: int) -> jax.Array:
@@ -292,7 +292,7 @@ def near_tie_policy(*, k: int, gamma: float, p_top: float, num_responses: int) -
     probs = np.full(K, rest_mass / (K - k))
     probs[0] = p_top
     probs[1:k] = near
-    return jnp.log(jnp.asarray(probs / probs.sum(), jnp.float32))[None]
+    return jnp.log(jnp.asarray(probs / probs.sum(), float))[None]
 
 
 def tilted_class(
