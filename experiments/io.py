@@ -275,6 +275,32 @@ def _as_float(value: Any) -> float:
     return math.nan if value is None else float(value)
 
 
+def summary_row(
+    experiment: str,
+    quantity: str,
+    predicted: Any,
+    measured: float,
+    ci_low: float = math.nan,
+    ci_high: float = math.nan,
+    *,
+    verdict: str | None = None,
+) -> dict[str, Any]:
+    """One ``summary.csv`` row. With ``verdict=None``, ``predicted`` must be an interval
+    ``"[a, b]"`` and the verdict is ``"pass"`` iff ``a <= measured <= b`` (NaN fails)."""
+    if verdict is None:
+        a, b = (float(v) for v in str(predicted).strip("[]").split(","))
+        verdict = "pass" if a <= measured <= b else "fail"
+    return {
+        "experiment": experiment,
+        "quantity": quantity,
+        "predicted": predicted,
+        "measured": measured,
+        "ci_low": ci_low,
+        "ci_high": ci_high,
+        "verdict": verdict,
+    }
+
+
 def write_summary(out_dir: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]]) -> Path:
     """Write ``out_dir/summary.csv`` with exactly the columns ``SUMMARY_COLUMNS``.
 

@@ -294,7 +294,7 @@ def slope_rows(experiment: str, frames, cfg, learner: str, label: str, predicted
         if key in predicted:
             a, b = predicted[key]
             rows.append(
-                summary_row(
+                io.summary_row(
                     experiment,
                     f"{label}: slope of m* vs 1/eps (p={p})",
                     f"[{a}, {b}]",
@@ -309,7 +309,7 @@ def slope_rows(experiment: str, frames, cfg, learner: str, label: str, predicted
         slope, lo, hi = slope_with_ci(c_frames, x, num_boot=cfg.num_boot, seed=cfg.seed)
         a, b = predicted["C"]
         rows.append(
-            summary_row(
+            io.summary_row(
                 experiment,
                 f"{label}: slope of m* vs C (eps={cfg.epsilon_for_c})",
                 f"[{a}, {b}]",
@@ -319,18 +319,3 @@ def slope_rows(experiment: str, frames, cfg, learner: str, label: str, predicted
             )
         )
     return rows
-
-
-def summary_row(experiment, quantity, predicted, measured, lo=math.nan, hi=math.nan, verdict=None):
-    if verdict is None:
-        a, b = (float(v) for v in predicted.strip("[]").split(","))
-        verdict = "pass" if a <= measured <= b else "fail"
-    return {
-        "experiment": experiment,
-        "quantity": quantity,
-        "predicted": predicted,
-        "measured": measured,
-        "ci_low": lo,
-        "ci_high": hi,
-        "verdict": verdict,
-    }

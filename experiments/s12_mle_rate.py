@@ -225,16 +225,7 @@ def run_unit(cfg: Config, num_prompts: int, candidates: jax.Array, seed_key: jax
     )
 
 
-def _row(quantity, predicted, measured, lo=math.nan, hi=math.nan, *, verdict):
-    return {
-        "experiment": NAME,
-        "quantity": quantity,
-        "predicted": predicted,
-        "measured": measured,
-        "ci_low": lo,
-        "ci_high": hi,
-        "verdict": verdict,
-    }
+_row = functools.partial(io.summary_row, NAME)
 
 
 def _by_seed(table: pd.DataFrame, num_prompts: int) -> tuple[np.ndarray, np.ndarray]:

@@ -207,14 +207,7 @@ def run_unit(cfg: Config, k: int, key: jax.Array) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _row(quantity, predicted, measured, *, verdict):
-    return {
-        "experiment": NAME,
-        "quantity": quantity,
-        "predicted": predicted,
-        "measured": measured,
-        "verdict": verdict,
-    }
+_row = functools.partial(io.summary_row, NAME)
 
 
 def summary_rows(table: pd.DataFrame, cfg: Config) -> list[dict]:

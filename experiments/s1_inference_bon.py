@@ -309,16 +309,7 @@ def cells(cfg: Config) -> list[tuple[int, int]]:
 # --------------------------------------------------------------------------- summary
 
 
-def _row(quantity, predicted, measured, lo=math.nan, hi=math.nan, *, verdict):
-    return {
-        "experiment": NAME,
-        "quantity": quantity,
-        "predicted": predicted,
-        "measured": measured,
-        "ci_low": lo,
-        "ci_high": hi,
-        "verdict": verdict,
-    }
+_row = functools.partial(io.summary_row, NAME)
 
 
 def pooled(metrics: pd.DataFrame) -> pd.DataFrame:

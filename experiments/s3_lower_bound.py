@@ -96,7 +96,7 @@ def check_instance(cfg: Config) -> dict:
         got = float(sharpen.c_cov(inst.logp_base, inst.mu, gamma=fam.gamma))
         want = float(bounds.hard_instance_c_cov(fam.Delta, fam.M, gamma=fam.gamma))
         worst = max(worst, abs(got - want) / want)
-    return rates.summary_row(
+    return io.summary_row(
         NAME,
         "C_cov(hard instance) vs 1-Delta+Delta*M/2: max relative gap",
         "<= 1e-4",
@@ -119,7 +119,7 @@ def theory_ratio_row(table, cfg: Config) -> dict:
     ratio = sel["m_star"].to_numpy() / bound
     spread = float(np.nanmax(ratio) / np.nanmin(ratio))
     limit = float(np.log(1.0 / min(cfg.epsilons)))
-    return rates.summary_row(
+    return io.summary_row(
         NAME,
         "m*(Bayes) / Thm 3.1 rate (c=1): max/min over eps",
         f"<= log(1/eps_min) = {limit:.3g}",

@@ -258,7 +258,7 @@ def summary(cfg, frames, table, tab_star, cov) -> list[dict]:
     ratio = sft["m_star"].to_numpy() / bayes["m_star"].to_numpy()
     worst = float(np.nanmax(np.maximum(ratio, 1.0 / ratio)))
     rows.append(
-        rates.summary_row(
+        io.summary_row(
             NAME,
             "m*(SFT) / m*(Bayes lower bound): worst factor over eps",
             f"<= log(1/eps_min) = {limit:.3g}",
@@ -269,7 +269,7 @@ def summary(cfg, frames, table, tab_star, cov) -> list[dict]:
     below = bool((tab_star["m_star"].fillna(np.inf) <= tab_star["thm41_bound"]).all())
     reached = int(np.isfinite(tab_star["m_star"]).sum())
     rows.append(
-        rates.summary_row(
+        io.summary_row(
             NAME,
             f"fixed tabular instances: m* <= Thm 4.1 bound (c=1, log|Pi|=X log K) [{reached}/{len(tab_star)} reached]",
             "all below",
@@ -283,7 +283,7 @@ def summary(cfg, frames, table, tab_star, cov) -> list[dict]:
             if len(ok) >= 2:
                 slope = stats.fit_loglog_slope(1.0 / ok["epsilon"], ok["m_star"])[0]
                 rows.append(
-                    rates.summary_row(
+                    io.summary_row(
                         NAME,
                         f"fixed {family} instance (C_cov={c:g}): log-log slope of m* vs 1/eps over the eps grid",
                         "no rate (the bound's is 2); m* is step-like on a fixed finite instance",
@@ -295,7 +295,7 @@ def summary(cfg, frames, table, tab_star, cov) -> list[dict]:
     tight = cov[cov.family == "two_point"]
     tightness = float((tight["error"] / tight["markov_bound"]).max())
     rows.append(
-        rates.summary_row(
+        io.summary_row(
             NAME,
             "coverage term P_x[BoN law misses] <= C_cov log(2/delta)/N, all N",
             "always",
@@ -304,7 +304,7 @@ def summary(cfg, frames, table, tab_star, cov) -> list[dict]:
         )
     )
     rows.append(
-        rates.summary_row(
+        io.summary_row(
             NAME,
             "coverage term / Markov bound, two-point family (max over N)",
             "close to 1 (Markov tight)",

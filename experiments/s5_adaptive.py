@@ -149,7 +149,7 @@ def draws_bound_row(cfg: Config, table: pd.DataFrame) -> dict:
         worst = max(
             worst, per_prompt / float(bounds.adaptive_sft_expected_draws_bound(1, mu_stop, c_bar))
         )
-    return rates.summary_row(
+    return io.summary_row(
         NAME,
         "E[m]/n vs Thm D.1 proof bound (1+mu) C_bar_cov: worst ratio",
         "<= 1",
@@ -166,7 +166,7 @@ def summary(cfg, frames, table, lemma) -> list[dict]:
     e_ok = bool((lemma["expected_draws"] <= lemma["expected_draws_bound"] * (1 + 1e-5)).all())
     f_ok = bool((lemma["failure"] <= lemma["failure_bound"] * (1 + 1e-5)).all())
     rows.append(
-        rates.summary_row(
+        io.summary_row(
             NAME,
             f"Lemma I.1: E[N_mu] <= (mu + 1/|y*|)/P* on {len(lemma)} instances (max ratio)",
             "<= 1",
@@ -175,7 +175,7 @@ def summary(cfg, frames, table, lemma) -> list[dict]:
         )
     )
     rows.append(
-        rates.summary_row(
+        io.summary_row(
             NAME,
             f"Lemma I.1: P[y_hat not in y*] <= exp(-|y*| mu) on {len(lemma)} instances (max ratio)",
             "<= 1",
@@ -189,7 +189,7 @@ def summary(cfg, frames, table, lemma) -> list[dict]:
     z_fail = (lemma["failure_mc"] - lemma["failure"]) / (f_se + 1.0 / lemma["trials"])
     worst = float(np.max(np.abs(np.concatenate([z_draws, z_fail]))))
     rows.append(
-        rates.summary_row(
+        io.summary_row(
             NAME,
             "AdaBoN sampler vs closed-form law (max |z| over instances)",
             "<= 5",
