@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import shutil
 
 import numpy as np
 import pytest
@@ -17,7 +16,7 @@ import pytest
 from experiments import config, io
 from experiments import s1_inference_bon as s1
 from figures import fig_bon_failure
-from tests import tolerances
+from tests import run_contract, tolerances
 
 _FILES = ("config.json", "metrics.csv", "summary.csv")
 
@@ -60,20 +59,11 @@ def test_smoke_mc_matches_law_and_bound(smoke_run):
 
 
 def test_same_config_gives_identical_metrics(smoke_run, tmp_path):
-    s1.run(s1.smoke(), tmp_path / "again")
-    for name in ("metrics.csv", "summary.csv"):
-        assert (tmp_path / "again" / name).read_bytes() == (smoke_run / name).read_bytes()
+    run_contract.assert_rerun_identical(s1, smoke_run, tmp_path, ("metrics.csv", "summary.csv"))
 
 
 def test_resume_after_deleting_a_unit_gives_identical_bytes(smoke_run, tmp_path):
-    out = tmp_path / "resume"
-    shutil.copytree(smoke_run, out)
-    (out / "metrics.csv").unlink()
-    (out / "summary.csv").unlink()
-    sorted((out / "units").glob("*.csv"))[-1].unlink()
-    s1.run(s1.smoke(), out)
-    for name in ("metrics.csv", "summary.csv"):
-        assert (out / name).read_bytes() == (smoke_run / name).read_bytes()
+    run_contract.assert_resume_identical(s1, smoke_run, tmp_path, ("metrics.csv", "summary.csv"))
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import shutil
 
 import jax
 import jax.numpy as jnp
@@ -21,7 +20,7 @@ import sharpen
 from experiments import io
 from experiments import s12_mle_rate as s12
 from figures import fig_mle_rate
-from tests import tolerances
+from tests import run_contract, tolerances
 
 _FILES = ("config.json", "metrics.csv", "summary.csv")
 
@@ -47,20 +46,11 @@ def test_smoke_writes_the_run_contract(smoke_run):
 
 
 def test_same_config_gives_identical_metrics(smoke_run, tmp_path):
-    s12.run(s12.smoke(), tmp_path / "again")
-    for name in ("metrics.csv", "summary.csv"):
-        assert (tmp_path / "again" / name).read_bytes() == (smoke_run / name).read_bytes()
+    run_contract.assert_rerun_identical(s12, smoke_run, tmp_path, ("metrics.csv", "summary.csv"))
 
 
 def test_resume_after_deleting_a_unit_gives_identical_bytes(smoke_run, tmp_path):
-    out = tmp_path / "resume"
-    shutil.copytree(smoke_run, out)
-    (out / "metrics.csv").unlink()
-    (out / "summary.csv").unlink()
-    sorted((out / "units").glob("*.csv"))[0].unlink()
-    s12.run(s12.smoke(), out)
-    for name in ("metrics.csv", "summary.csv"):
-        assert (out / name).read_bytes() == (smoke_run / name).read_bytes()
+    run_contract.assert_resume_identical(s12, smoke_run, tmp_path, ("metrics.csv", "summary.csv"))
 
 
 @pytest.mark.parametrize(

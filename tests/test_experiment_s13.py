@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import shutil
 
 import jax.numpy as jnp
 import pytest
@@ -15,6 +14,7 @@ import sharpen
 from experiments import io
 from experiments import s13_approx_maximizers as s13
 from figures import fig_approx_maximizers
+from tests import run_contract
 from theory import instances
 
 _FILES = ("config.json", "metrics.csv", "summary.csv")
@@ -42,20 +42,11 @@ def test_smoke_writes_the_run_contract(smoke_run):
 
 
 def test_same_config_gives_identical_metrics(smoke_run, tmp_path):
-    s13.run(s13.smoke(), tmp_path / "again")
-    for name in ("metrics.csv", "summary.csv"):
-        assert (tmp_path / "again" / name).read_bytes() == (smoke_run / name).read_bytes()
+    run_contract.assert_rerun_identical(s13, smoke_run, tmp_path, ("metrics.csv", "summary.csv"))
 
 
 def test_resume_after_deleting_a_unit_gives_identical_bytes(smoke_run, tmp_path):
-    out = tmp_path / "resume"
-    shutil.copytree(smoke_run, out)
-    (out / "metrics.csv").unlink()
-    (out / "summary.csv").unlink()
-    sorted((out / "units").glob("*.csv"))[-1].unlink()
-    s13.run(s13.smoke(), out)
-    for name in ("metrics.csv", "summary.csv"):
-        assert (out / name).read_bytes() == (smoke_run / name).read_bytes()
+    run_contract.assert_resume_identical(s13, smoke_run, tmp_path, ("metrics.csv", "summary.csv"))
 
 
 @pytest.mark.parametrize(

@@ -1,13 +1,11 @@
 """Smoke runs of S3, S4, S5 with their real run(): outputs, determinism, resume, figures."""
 
-import filecmp
-import shutil
-
 import pandas as pd
 import pytest
 
 from experiments import io, s3_lower_bound, s4_sft, s5_adaptive
 from figures import fig_coverage_term, fig_mstar_vs_c, fig_mstar_vs_eps, fig_stopping_rule
+from tests import run_contract
 
 MODULES = {"s3": s3_lower_bound, "s4": s4_sft, "s5": s5_adaptive}
 
@@ -35,22 +33,14 @@ def test_outputs_and_summary(runs, name):
 
 @pytest.mark.slow
 def test_resume_after_kill_gives_identical_files(runs, tmp_path):
-    # Simulate a kill: drop the final files and one finished unit, then rerun the same config.
-    copy = tmp_path / "s3"
-    shutil.copytree(runs / "s3", copy)
-    for name in ("metrics.csv", "mstar.csv", "summary.csv"):
-        (copy / name).unlink()
-    sorted((copy / "units").iterdir())[0].unlink()
-    s3_lower_bound.run(s3_lower_bound.smoke(), copy)
-    for name in ("metrics.csv", "mstar.csv", "summary.csv"):
-        assert filecmp.cmp(copy / name, runs / "s3" / name, shallow=False), name
+    files = ("metrics.csv", "mstar.csv", "summary.csv")
+    run_contract.assert_resume_identical(s3_lower_bound, runs / "s3", tmp_path, files)
 
 
 @pytest.mark.slow
 def test_same_seed_gives_identical_files(runs, tmp_path):
-    s5_adaptive.run(s5_adaptive.smoke(), tmp_path / "s5")
-    for name in ("metrics.csv", "lemma_i1.csv", "summary.csv"):
-        assert filecmp.cmp(tmp_path / "s5" / name, runs / "s5" / name, shallow=False), name
+    files = ("metrics.csv", "lemma_i1.csv", "summary.csv")
+    run_contract.assert_rerun_identical(s5_adaptive, runs / "s5", tmp_path, files)
 
 
 @pytest.mark.slow
