@@ -62,25 +62,36 @@ class Config:
         return rates.Sweep(**{k: v for k, v in dataclasses.asdict(self).items() if k in fields})
 
 
+#: Sweep fields of the smoke and full presets; S4 and S5 run the same family and reuse them.
+SMOKE_SWEEP = {
+    "epsilons": (0.04, 0.02),
+    "cs": (2.0, 4.0),
+    "num_seeds": 4,
+    "per_decade": 4,
+    "num_boot": 20,
+}
+FULL_SWEEP = {
+    "epsilons": (0.05, 0.02, 0.01, 0.005, 0.002, 0.001),
+    "ps": (1, 2),
+    "num_seeds": 40,
+    "per_decade": 12,
+    "num_boot": 1000,
+}
+
+
 def smoke() -> Config:
-    """CI-sized: two epsilons, two Cs, 4 seeds."""
-    return Config(epsilons=(0.04, 0.02), cs=(2.0, 4.0), num_seeds=4, per_decade=4, num_boot=20)
+    """CI-sized: two epsilons, two Cs, 4 seeds (``sharpen run s3 --preset smoke``, ~3 s)."""
+    return Config(**SMOKE_SWEEP)
 
 
 def quick() -> Config:
-    """``sharpen repro`` default: the acceptance sweep (p = 1), ~20 s on 2 cores."""
+    """The acceptance sweep, p = 1: ``sharpen run s3`` (~10 s); feeds fig_mstar_vs_eps/_c."""
     return Config()
 
 
 def full() -> Config:
-    """Paper-scale: six epsilons down to 1e-3, p in {1, 2}, 40 seeds."""
-    return Config(
-        epsilons=(0.05, 0.02, 0.01, 0.005, 0.002, 0.001),
-        ps=(1, 2),
-        num_seeds=40,
-        per_decade=12,
-        num_boot=1000,
-    )
+    """Epsilon down to 1e-3, p in {1, 2}, 40 seeds: ``sharpen run s3 --preset full`` (~15 s)."""
+    return Config(**FULL_SWEEP)
 
 
 PRESETS = {"smoke": smoke, "quick": quick, "full": full}

@@ -27,6 +27,7 @@ import pandas as pd
 import sharpen
 from experiments import io, rates, stats
 from experiments.registry import ExperimentSpec, register
+from experiments.s3_lower_bound import FULL_SWEEP, SMOKE_SWEEP
 from experiments.s3_lower_bound import Config as RateConfig
 from theory import bounds, instances
 
@@ -60,13 +61,9 @@ class Config(RateConfig):
 
 
 def smoke() -> Config:
-    """CI-sized (a few seconds)."""
+    """CI-sized: ``sharpen run s4 --preset smoke`` (a few seconds)."""
     return Config(
-        epsilons=(0.04, 0.02),
-        cs=(2.0, 4.0),
-        num_seeds=4,
-        per_decade=4,
-        num_boot=20,
+        **SMOKE_SWEEP,
         num_prompts=20,
         num_responses=512,
         tabular_c_covs=(4.0,),
@@ -76,18 +73,14 @@ def smoke() -> Config:
 
 
 def quick() -> Config:
-    """``sharpen repro`` default; ~30 s on 2 cores."""
+    """``sharpen run s4`` (~25 s); feeds fig_mstar_vs_eps, fig_mstar_vs_c, fig_coverage_term."""
     return Config()
 
 
 def full() -> Config:
-    """Paper-scale: S3's full sweep, 1000 prompts, C_cov up to 256."""
+    """S3's full sweep, 1000 prompts, C_cov up to 256: ``sharpen run s4 --preset full`` (~5 min)."""
     return Config(
-        epsilons=(0.05, 0.02, 0.01, 0.005, 0.002, 0.001),
-        ps=(1, 2),
-        num_seeds=40,
-        per_decade=12,
-        num_boot=1000,
+        **FULL_SWEEP,
         num_prompts=1000,
         tabular_c_covs=(4.0, 16.0, 64.0, 256.0),
         tabular_epsilons=(0.1, 0.05, 0.02, 0.01, 0.005),

@@ -27,6 +27,7 @@ import pandas as pd
 import sharpen
 from experiments import io, rates
 from experiments.registry import ExperimentSpec, register
+from experiments.s3_lower_bound import FULL_SWEEP, SMOKE_SWEEP
 from experiments.s3_lower_bound import Config as RateConfig
 from theory import bounds
 
@@ -51,13 +52,9 @@ class Config(RateConfig):
 
 
 def smoke() -> Config:
-    """CI-sized."""
+    """CI-sized: ``sharpen run s5 --preset smoke`` (a few seconds)."""
     return Config(
-        epsilons=(0.04, 0.02),
-        cs=(2.0, 4.0),
-        num_seeds=4,
-        per_decade=4,
-        num_boot=20,
+        **SMOKE_SWEEP,
         lemma_sizes=(20,),
         lemma_mus=(2.0,),
         lemma_instances=2,
@@ -66,20 +63,14 @@ def smoke() -> Config:
 
 
 def quick() -> Config:
-    """``sharpen repro`` default; ~20 s on 2 cores."""
+    """``sharpen run s5`` (~20 s); feeds fig_mstar_vs_eps and fig_stopping_rule."""
     return Config()
 
 
 def full() -> Config:
-    """Paper-scale: S3's full sweep and 50 instances per (K, mu)."""
-    return Config(
-        epsilons=(0.05, 0.02, 0.01, 0.005, 0.002, 0.001),
-        num_seeds=40,
-        per_decade=12,
-        num_boot=1000,
-        lemma_instances=50,
-        lemma_trials=100000,
-    )
+    """S3's full sweep (p = 1 only: Thm D.1 is stated for it) and 50 instances per (K, mu):
+    ``sharpen run s5 --preset full`` (~3 min)."""
+    return Config(**{**FULL_SWEEP, "ps": (1,)}, lemma_instances=50, lemma_trials=100000)
 
 
 PRESETS = {"smoke": smoke, "quick": quick, "full": full}
