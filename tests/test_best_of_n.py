@@ -26,6 +26,7 @@ import pytest
 
 import sharpen
 from tests import tolerances as tol
+from tests.random_policies import random_logp, tied_logp
 
 
 def freq_band(q, num_trials: int) -> np.ndarray:
@@ -44,21 +45,6 @@ def probs_of(logp) -> np.ndarray:
 
 def frequencies(values, num_categories: int) -> np.ndarray:
     return np.bincount(np.asarray(values).ravel(), minlength=num_categories) / np.size(values)
-
-
-def random_logp(key, num_prompts: int, num_responses: int, concentration: float = 1.0):
-    """Rows of log Dirichlet(concentration) draws, [num_prompts <= 64, num_responses <= 128].
-
-    Log-normalized log-gammas sliced from one fixed [64, 128] block: every instance in the file
-    then shares one compiled sampler (each new ``jax.random.dirichlet`` shape costs seconds).
-    """
-    log_g = jax.random.loggamma(key, jnp.full((64, 128), concentration))
-    return jax.nn.log_softmax(log_g[:num_prompts, :num_responses], axis=-1)
-
-
-def tied_logp(key, num_prompts: int, num_responses: int, copies: int = 2):
-    half = random_logp(key, num_prompts, num_responses // copies)
-    return jnp.repeat(half, copies, axis=-1) - jnp.log(float(copies))
 
 
 def argmax_set_mass(logp) -> np.ndarray:
