@@ -64,9 +64,11 @@ def register(spec: ExperimentSpec) -> ExperimentSpec:
 #: Modules whose import registers the built-in experiments, in `sharpen repro` order.
 BUILTIN = (
     "experiments.s1_inference_bon",
+    "experiments.s2_greedy",
     "experiments.s3_lower_bound",
     "experiments.s4_sft",
     "experiments.s5_adaptive",
+    "experiments.s10_maxcut",
     "experiments.s12_mle_rate",
     "experiments.s13_approx_maximizers",
 )

@@ -56,10 +56,12 @@ def missing_inputs(spec: FigureSpec, runs_dir: Path) -> tuple[str, ...]:
 #: Modules whose import registers the built-in figures.
 BUILTIN = (
     "figures.fig_bon_failure",
+    "figures.fig_greedy_threshold",
     "figures.fig_mstar_vs_eps",
     "figures.fig_mstar_vs_c",
     "figures.fig_coverage_term",
     "figures.fig_stopping_rule",
+    "figures.fig_maxcut",
     "figures.fig_mle_rate",
     "figures.fig_approx_maximizers",
 )
