@@ -69,6 +69,7 @@ BUILTIN = (
     "experiments.s4_sft",
     "experiments.s5_adaptive",
     "experiments.s10_maxcut",
+    "experiments.s11_non_closure",
     "experiments.s12_mle_rate",
     "experiments.s13_approx_maximizers",
 )

@@ -62,6 +62,7 @@ BUILTIN = (
     "figures.fig_coverage_term",
     "figures.fig_stopping_rule",
     "figures.fig_maxcut",
+    "figures.fig_non_closure",
     "figures.fig_mle_rate",
     "figures.fig_approx_maximizers",
 )
