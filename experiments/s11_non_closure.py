@@ -109,14 +109,16 @@ def quick() -> Config:
 
 
 def full() -> Config:
-    """``sharpen run s11 --preset full``: adds n = 10000 and N = 256, 1000 Adam steps
-    (runtime not yet measured; expect a few minutes).
+    """``sharpen run s11 --preset full``: adds n = 3000, 1000 Adam steps (runtime not yet measured).
+
+    The sampler holds ``[n N, V]`` logits per step, so ``n N`` is kept at ``<= 2e5`` here
+    (``n = 10^4, N = 256`` needed 32 GB and ran out of memory on a 24 GB machine).
 
     Feeds ``figures/fig_non_closure.py``.
     """
     return Config(
-        n_prompts=(100, 1000, 10000),
-        sft_ns=(1, 4, 16, 64, 256),
+        n_prompts=(100, 1000, 3000),
+        sft_ns=(1, 4, 16, 64),
         sft_steps=1000,
         bon_ns=(1, 2, 4, 8, 16, 32, 64),
         bon_trials=20000,
