@@ -68,11 +68,16 @@ class _Norm(nn.Module):
             mean = jnp.mean(x32, axis=-1, keepdims=True)
             var = jnp.mean(jnp.square(x32 - mean), axis=-1, keepdims=True)
             y = (x32 - mean) * jax.lax.rsqrt(var + cfg.norm_eps)
-            y = y * scale.astype(jnp.float32) + bias.astype(jnp.float32)
+            y = y * _lift(scale, y.ndim) + _lift(bias, y.ndim)
         else:
             ms = jnp.mean(jnp.square(x32), axis=-1, keepdims=True)
-            y = x32 * jax.lax.rsqrt(ms + cfg.norm_eps) * scale.astype(jnp.float32)
+            y = x32 * jax.lax.rsqrt(ms + cfg.norm_eps) * _lift(scale, x32.ndim)
         return y.astype(cfg.compute_dtype)
+
+
+def _lift(v_D: jax.Array, ndim: int) -> jax.Array:
+    """``[D]`` float32 vector with leading unit axes, so it broadcasts without rank promotion."""
+    return v_D.astype(jnp.float32).reshape((1,) * (ndim - 1) + v_D.shape)
 
 
 def _dense(cfg: LMConfig, features: int, name: str, use_bias: bool) -> nn.Dense:
@@ -93,7 +98,7 @@ def rope_angles(positions_BxL: jax.Array, head_dim: int, theta: float):
     form a rotation pair with frequency ``theta^(-2i/head_dim)``.
     """
     inv_freq = theta ** (-jnp.arange(0, head_dim, 2, dtype=jnp.float32) / head_dim)
-    angles = positions_BxL.astype(jnp.float32)[..., None] * inv_freq
+    angles = positions_BxL.astype(jnp.float32)[..., None] * inv_freq[None, None, :]
     angles = jnp.concatenate([angles, angles], axis=-1)[:, :, None, :]
     return jnp.cos(angles), jnp.sin(angles)
 
