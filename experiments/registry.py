@@ -68,6 +68,8 @@ BUILTIN = (
     "experiments.s3_lower_bound",
     "experiments.s4_sft",
     "experiments.s5_adaptive",
+    "experiments.s8_exploration",
+    "experiments.s9_sec",
     "experiments.s10_maxcut",
     "experiments.s11_non_closure",
     "experiments.s12_mle_rate",

@@ -4,7 +4,7 @@ Public API of the exact, finite-response core (Huang et al., ICLR 2025). Impleme
 are private in spirit; import from here so internals can move.
 """
 
-from sharpen import autoregressive, decoding, mode_finder
+from sharpen import autoregressive, decoding, linear_softmax, mode_finder, rlhf, xpo
 from sharpen.autoregressive import (
     ARModel,
     enumerate_sequences,
@@ -21,6 +21,7 @@ from sharpen.best_of_n import (
     bon_law,
 )
 from sharpen.coverage import c_cov, c_cov_bar, c_cov_p, concentrability, concentrability_beta
+from sharpen.linear_softmax import policy_logprobs, project_to_ball, sharpened_theta
 from sharpen.mode_finder import ModeResult, find_modes
 from sharpen.rewards import (
     SELF_REWARDS,
@@ -28,6 +29,20 @@ from sharpen.rewards import (
     length_normalized_log_likelihood,
     log_likelihood,
     sequence_log_likelihood,
+)
+from sharpen.rlhf import (
+    Lemma41,
+    TabularSolution,
+    dpo_logistic_loss,
+    eq8_loss,
+    exact_beta_threshold,
+    gamma_margin,
+    instance_gamma_margin,
+    j_beta,
+    kl_divergence,
+    lemma_4_1,
+    pi_beta_star,
+    solve_rlhf_tabular,
 )
 from sharpen.sampling import sample_from_logprobs, sample_prompts, sample_responses
 from sharpen.sft import (
@@ -40,12 +55,29 @@ from sharpen.sft import (
     tabular_mle,
 )
 from sharpen.targets import argmax_mask, set_mass, sharpening_error, target_mass
+from sharpen.xpo import (
+    OfflineResult,
+    SECPotential,
+    XPOResult,
+    default_alpha,
+    default_beta,
+    dpo_sharpening,
+    elliptic_potential_bound,
+    iterate_diagnostics,
+    offline_rlhf_sharpening,
+    sec_potential,
+)
 
 __all__ = [
     "SELF_REWARDS",
     "ARModel",
     "AdaptiveBoN",
+    "Lemma41",
     "ModeResult",
+    "OfflineResult",
+    "SECPotential",
+    "TabularSolution",
+    "XPOResult",
     "adaptive_best_of_n",
     "adaptive_bon_law",
     "answer_probability",
@@ -64,22 +96,45 @@ __all__ = [
     "concentrability_beta",
     "counts_from_pairs",
     "decoding",
+    "default_alpha",
+    "default_beta",
+    "dpo_logistic_loss",
+    "dpo_sharpening",
+    "elliptic_potential_bound",
     "enumerate_sequences",
+    "eq8_loss",
+    "exact_beta_threshold",
     "find_modes",
     "finite_class_mle",
+    "gamma_margin",
+    "instance_gamma_margin",
+    "iterate_diagnostics",
+    "j_beta",
+    "kl_divergence",
+    "lemma_4_1",
     "length_normalized_log_likelihood",
+    "linear_softmax",
     "linear_softmax_ar",
     "log_likelihood",
     "mode_finder",
+    "offline_rlhf_sharpening",
+    "pi_beta_star",
+    "policy_logprobs",
     "product_class_mle",
+    "project_to_ball",
+    "rlhf",
     "sample_from_logprobs",
     "sample_prompts",
     "sample_responses",
+    "sec_potential",
     "sequence_log_likelihood",
     "sequence_logprob",
     "set_mass",
+    "sharpened_theta",
     "sharpening_error",
+    "solve_rlhf_tabular",
     "tabular_ar",
     "tabular_mle",
     "target_mass",
+    "xpo",
 ]
