@@ -74,6 +74,7 @@ BUILTIN = (
     "experiments.s11_non_closure",
     "experiments.s12_mle_rate",
     "experiments.s13_approx_maximizers",
+    "experiments.lm_pretrain",
 )
 
 

@@ -67,6 +67,7 @@ BUILTIN = (
     "figures.fig_approx_maximizers",
     "figures.fig_exploration",
     "figures.fig_sec",
+    "figures.fig_pretrain_loss",
 )
 
 

@@ -127,17 +127,19 @@ class _Attention(nn.Module):
             q, k = _apply_rope(q, cos, sin), _apply_rope(k, cos, sin)
         if cache_kv:
             cache_k, cache_v = cache_kv
-            k_all = jax.lax.dynamic_update_slice(cache_k, k.astype(cache_k.dtype), (0, index, 0, 0))
-            v_all = jax.lax.dynamic_update_slice(cache_v, v.astype(cache_v.dtype), (0, index, 0, 0))
+            zero = jnp.zeros_like(index)  # same int dtype as index (int64 under x64)
+            start = (zero, index, zero, zero)
+            k_all = jax.lax.dynamic_update_slice(cache_k, k.astype(cache_k.dtype), start)
+            v_all = jax.lax.dynamic_update_slice(cache_v, v.astype(cache_v.dtype), start)
             new_kv = (k_all, v_all)
-            q_slot_L = index + jnp.arange(L)
+            q_slot_L = index + jnp.arange(L, dtype=index.dtype)
         else:
             k_all, v_all, new_kv = k, v, ()
-            q_slot_L = jnp.arange(L)
+            q_slot_L = jnp.arange(L, dtype=jnp.int32)
         T = k_all.shape[1]
-        allowed_BxLxT = (jnp.arange(T)[None, None, :] <= q_slot_L[None, :, None]) & key_mask_BxT[
-            :, None, :
-        ]
+        allowed_BxLxT = (
+            jnp.arange(T, dtype=q_slot_L.dtype)[None, None, :] <= q_slot_L[None, :, None]
+        ) & key_mask_BxT[:, None, :]
         q5 = q.reshape(B, L, Hk, H // Hk, K)
         scores = jnp.einsum(
             "blhgk,bthk->bhglt", q5, k_all.astype(q.dtype), preferred_element_type=jnp.float32

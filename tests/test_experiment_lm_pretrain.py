@@ -1,0 +1,100 @@
+"""LM pretraining experiment: run contract, determinism, resume after a (simulated) kill,
+config checks, ``load_pretrained``, and the figure."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import numpy as np
+import pytest
+
+from experiments import io
+from experiments import lm_pretrain as lmp
+from figures import fig_pretrain_loss
+from sharpen.lm import forward
+from tests import run_contract
+
+_FILES = ("config.json", "metrics.csv", "accuracy.csv", "summary.csv")
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "lm_pretrain"
+    lmp.run(lmp.smoke(), out)
+    return out
+
+
+def test_smoke_writes_the_run_contract(smoke_run):
+    for name in (*_FILES, "tokenizer.json", "timing.json", "models/micro/model.json"):
+        assert (smoke_run / name).is_file(), name
+    summary = io.read_csv(smoke_run / "summary.csv")
+    assert tuple(summary.columns) == io.SUMMARY_COLUMNS
+    assert "fail" not in set(summary["verdict"])
+    metrics = io.read_csv(smoke_run / "metrics.csv")
+    cfg = lmp.smoke()
+    assert list(metrics["step"]) == list(range(cfg.log_every, cfg.steps + 1, cfg.log_every))
+    assert metrics["train_loss"].iloc[-1] < metrics["train_loss"].iloc[0]
+    assert np.isfinite(metrics["eval_loss"].iloc[-1])
+    acc = io.read_csv(smoke_run / "accuracy.csv")
+    assert set(acc["decoding"]) == {"greedy", "T=1"}
+    # Orbax keeps the last two checkpoints only.
+    assert sorted(int(p.name) for p in (smoke_run / "ckpt" / "micro").iterdir()) == [30, 40]
+
+
+def test_load_pretrained_round_trip(smoke_run):
+    cfg, params, tok = lmp.load_pretrained(smoke_run)
+    assert cfg.vocab_size == tok.vocab_size and cfg.arch == "llama"
+    tokens = np.asarray([[tok.bos_id, *tok.encode("Q: 2+3\n")]], np.int32)
+    assert forward(params, tokens, cfg=cfg).shape == (1, tokens.shape[1], cfg.vocab_size)
+    with pytest.raises(FileNotFoundError, match="base"):
+        lmp.load_pretrained(smoke_run, "base")
+
+
+def test_same_config_gives_identical_outputs(smoke_run, tmp_path):
+    run_contract.assert_rerun_identical(lmp, smoke_run, tmp_path, _FILES[1:])
+
+
+def test_resume_after_deleting_a_unit_gives_identical_bytes(smoke_run, tmp_path):
+    run_contract.assert_resume_identical(lmp, smoke_run, tmp_path, _FILES[1:])
+
+
+def test_killed_run_resumes_to_identical_outputs_and_params(smoke_run, tmp_path):
+    out = tmp_path / "killed"
+    with pytest.raises(lmp.Interrupted):
+        lmp.run(lmp.smoke(), out, stop_after_steps=23)  # last checkpoint at 20; 21-23 lost
+    assert not (out / "metrics.csv").exists()
+    lmp.run(lmp.smoke(), out)
+    for name in _FILES[1:]:
+        assert (out / name).read_bytes() == (smoke_run / name).read_bytes(), name
+    _, resumed, _ = lmp.load_pretrained(out)
+    _, reference, _ = lmp.load_pretrained(smoke_run)
+    jax.tree.map(np.testing.assert_array_equal, resumed, reference)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("sizes", ()),
+        ("sizes", ("huge",)),
+        ("arch", "mamba"),
+        ("tasks", ("chess",)),
+        ("save_steps", (40,)),
+        ("corpus", "nope"),
+        ("ckpt_every", 7),
+        ("eval_every", 0),
+        ("warmup", 40),
+        ("batch_size", 0),
+        ("eval_prompts", 0),
+    ],
+)
+def test_bad_config_names_the_field(field, value):
+    with pytest.raises(ValueError, match=field if field != "corpus" else "corpus preset"):
+        dataclasses.replace(lmp.smoke(), **{field: value})
+
+
+def test_figure_is_written(smoke_run, tmp_path):
+    paths = fig_pretrain_loss.make(smoke_run.parent, tmp_path / "figs")
+    assert paths == [tmp_path / "figs" / "fig_pretrain_loss.png"]
+    assert paths[0].stat().st_size > 0
