@@ -68,6 +68,8 @@ BUILTIN = (
     "experiments.s3_lower_bound",
     "experiments.s4_sft",
     "experiments.s5_adaptive",
+    "experiments.s6_rlhf_closed_form",
+    "experiments.s7_offline_rlhf",
     "experiments.s8_exploration",
     "experiments.s9_sec",
     "experiments.s10_maxcut",

@@ -65,6 +65,8 @@ BUILTIN = (
     "figures.fig_non_closure",
     "figures.fig_mle_rate",
     "figures.fig_approx_maximizers",
+    "figures.fig_rlhf_closed_form",
+    "figures.fig_offline_rlhf",
     "figures.fig_exploration",
     "figures.fig_sec",
     "figures.fig_pretrain_loss",
