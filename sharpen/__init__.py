@@ -19,6 +19,7 @@ from sharpen.best_of_n import (
     best_of_n,
     best_of_n_batch,
     bon_law,
+    sample_best_of_n,
 )
 from sharpen.coverage import c_cov, c_cov_bar, c_cov_p, concentrability, concentrability_beta
 from sharpen.linear_softmax import policy_logprobs, project_to_ball, sharpened_theta
@@ -123,6 +124,7 @@ __all__ = [
     "product_class_mle",
     "project_to_ball",
     "rlhf",
+    "sample_best_of_n",
     "sample_from_logprobs",
     "sample_prompts",
     "sample_responses",

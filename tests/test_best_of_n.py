@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 
 import sharpen
+from sharpen.best_of_n import sample_best_of_n  # not re-exported by sharpen/__init__ yet
 from tests import tolerances as tol
 from tests.random_policies import random_logp, tied_logp
 
@@ -247,6 +248,125 @@ def test_argmax_mass_increases_with_n_and_levels_dominate():
     p_star = argmax_set_mass(logp)
     gain = np.sum(np.where(mask, probs_of(BON_LAW(logp, 2.0)), 0.0), axis=-1) - p_star
     tol.assert_close(gain, p_star * (1 - p_star), "composite", dtype=logp.dtype, abs_floor=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Order-statistic sampler: sample_best_of_n draws the BoN winner from its law without N draws.
+
+SAMPLE_BON = jax.jit(sample_best_of_n)
+
+
+def _repeat_prompts(num_prompts: int, trials: int) -> jax.Array:
+    return jnp.repeat(jnp.arange(num_prompts, dtype=jnp.int32), trials)
+
+
+def _assert_rows_match_law(picks, prompts, law, trials: int):
+    """Every prompt's selection frequencies within :func:`freq_band` of its exact law."""
+    q = probs_of(law)
+    for x in range(q.shape[0]):
+        freq = frequencies(picks[np.asarray(prompts) == x], q.shape[1])
+        assert np.all(np.abs(freq - q[x]) <= freq_band(q[x], trials)), (x, freq, q[x])
+
+
+@pytest.mark.parametrize(
+    ("num_samples", "with_reward"),
+    [(1.0, False), (4.0, False), (4.0, True), (16.0, True), (7.5, True), (1e6, True)],
+)
+def test_sample_best_of_n_matches_bon_law(num_samples, with_reward):
+    # P8 has tie levels and a zero-mass response; R8 ties unequal masses and puts the top reward
+    # on the zero-mass response. Non-integer N: the law is bon_law at that N (W = 1 - U^(1/N)).
+    trials = 200_000
+    logp = jnp.log(jnp.asarray(P8))[None]
+    reward = jnp.asarray(R8)[None] if with_reward else None
+    prompts = _repeat_prompts(1, trials)
+    picks = np.asarray(
+        SAMPLE_BON(logp, prompts, num_samples, key=jax.random.key(20), reward_XxY=reward)
+    )
+    law = sharpen.bon_law(logp, num_samples, reward=reward)
+    _assert_rows_match_law(picks, prompts, law, trials)
+    assert not np.any(picks == 5)  # zero mass: never drawn, whatever its reward
+
+
+@pytest.mark.parametrize("with_reward", [False, True], ids=["loglik", "reward"])
+def test_sample_best_of_n_matches_bon_law_on_mixed_instances(with_reward):
+    # 24 prompts with unique argmaxes, 2-way ties and exact zeros; one N per prompt (a [B] array).
+    trials = 20_000
+    logp = mixed_instances()
+    reward = jnp.round(4.0 * jnp.exp(logp)) if with_reward else None  # coarse: many ties
+    nums_X = jnp.asarray(np.resize([1.0, 2.0, 5.0, 40.0], logp.shape[0]), logp.dtype)
+    prompts = _repeat_prompts(logp.shape[0], trials)
+    picks = np.asarray(
+        SAMPLE_BON(logp, prompts, nums_X[prompts], key=jax.random.key(21), reward_XxY=reward)
+    )
+    _assert_rows_match_law(
+        picks,
+        prompts,
+        BON_LAW(logp, nums_X) if reward is None else sharpen.bon_law(logp, nums_X, reward=reward),
+        trials,
+    )
+    assert np.all(probs_of(logp)[np.asarray(prompts), picks] > 0.0)
+
+
+def test_sample_best_of_n_equals_best_of_n_batch_in_distribution():
+    # Two-sample version of the band: |f_fast - f_literal| <= 5 sqrt(2 q (1 - q) / T) + 2/T, q
+    # the exact law (the difference of two independent frequencies has twice the variance).
+    trials = 40_000
+    logp = tied_logp(jax.random.key(1), 3, 6)
+    prompts = _repeat_prompts(3, trials)
+    fast = np.asarray(SAMPLE_BON(logp, prompts, 5, key=jax.random.key(22)))
+    literal = np.asarray(
+        jax.jit(sharpen.best_of_n_batch, static_argnums=2)(logp, prompts, 5, key=jax.random.key(23))
+    )
+    q = np.clip(probs_of(BON_LAW(logp, 5)), 0.0, 1.0)
+    for x in range(3):
+        rows = np.asarray(prompts) == x
+        gap = np.abs(frequencies(fast[rows], 6) - frequencies(literal[rows], 6))
+        assert np.all(gap <= 5.0 * np.sqrt(2.0 * q[x] * (1.0 - q[x]) / trials) + 2.0 / trials), x
+
+
+@pytest.mark.parametrize("x64", [False, True], ids=["default", "float64"])
+@pytest.mark.parametrize("num_samples", [1e3, 1e9, 1e12])
+def test_sample_best_of_n_tiny_top_mass_with_huge_n(x64, num_samples):
+    # The reward ranks a mass-1e-9 response first: P(selected) = 1 - (1 - 1e-9)^N, i.e. 1e-6,
+    # 1 - 1/e and ~1. Only an exact W = -expm1(log1p(-u) / N) resolves these.
+    trials = 20_000
+    with jax.enable_x64(x64 or jax.config.jax_enable_x64):
+        logp = jnp.log(jnp.array([[1e-9, 0.5, 0.5 - 1e-9]], dtype=float))
+        reward = jnp.array([[1.0, 0.0, 0.0]], dtype=float)
+        picks = np.asarray(
+            SAMPLE_BON(
+                logp,
+                _repeat_prompts(1, trials),
+                num_samples,
+                key=jax.random.key(24),
+                reward_XxY=reward,
+            )
+        )
+    p_top = -np.expm1(num_samples * np.log1p(-1e-9))
+    assert abs(np.mean(picks == 0) - p_top) <= freq_band(p_top, trials)
+
+
+def test_sample_best_of_n_rows_ignore_batch_size_and_signed_zero_ties():
+    logp = mixed_instances()
+    prompts = jnp.asarray(np.random.default_rng(0).integers(0, logp.shape[0], 100), jnp.int32)
+    full = np.asarray(SAMPLE_BON(logp, prompts, 3.0, key=jax.random.key(25)))
+    head = sample_best_of_n(logp, prompts[:7], 3.0, key=jax.random.key(25))
+    np.testing.assert_array_equal(head, full[:7])  # row b uses fold_in(key, b) only
+    # -0.0 and 0.0 are one reward level: both equally likely under equal mass.
+    logp2 = jnp.log(jnp.full((1, 2), 0.5))
+    reward2 = jnp.array([[-0.0, 0.0]])
+    picks = np.asarray(
+        SAMPLE_BON(logp2, _repeat_prompts(1, 20_000), 8, key=jax.random.key(26), reward_XxY=reward2)
+    )
+    assert abs(np.mean(picks) - 0.5) <= freq_band(0.5, 20_000)
+
+
+@pytest.mark.parametrize("num_samples", [0.5, 0, float("nan")])
+def test_sample_best_of_n_rejects_fewer_than_one_sample(num_samples):
+    with pytest.raises(ValueError, match="num_samples"):
+        sample_best_of_n(
+            jnp.log(jnp.array([[0.5, 0.5]])), jnp.array([0]), num_samples, key=jax.random.key(0)
+        )
 
 
 # --------------------------------------------------------------------------------------------
