@@ -32,12 +32,16 @@ class ExperimentSpec:
       presets: preset name -> zero-argument factory of a frozen dataclass config;
         must include ``"smoke"``, ``"quick"`` and ``"full"``.
       run: ``run(config, out_dir)``; writes config.json, metrics.csv, summary.csv.
+      in_default_repro: whether a plain ``sharpen repro`` (no ``--only``) runs it. Experiments
+        whose quick preset does not yet fit the repro time budget are opt-in
+        (``sharpen repro --only NAME``) until it does.
     """
 
     name: str
     title: str
     presets: Mapping[str, Callable[[], Any]]
     run: Callable[[Any, Path], None]
+    in_default_repro: bool = True
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("_", "").isalnum():
@@ -77,6 +81,9 @@ BUILTIN = (
     "experiments.s12_mle_rate",
     "experiments.s13_approx_maximizers",
     "experiments.lm_pretrain",
+    "experiments.lm_inference",
+    "experiments.lm_sft",
+    "experiments.lm_rlhf",
 )
 
 

@@ -70,6 +70,12 @@ BUILTIN = (
     "figures.fig_exploration",
     "figures.fig_sec",
     "figures.fig_pretrain_loss",
+    "figures.fig_lm_lift_heatmap",
+    "figures.fig_lm_lift_vs_n",
+    "figures.fig_lm_loglik_vs_n",
+    "figures.fig_lm_hist",
+    "figures.fig_lm_sft",
+    "figures.fig_lm_rlhf",
 )
 
 

@@ -8,7 +8,8 @@ Subcommands::
     sharpen figures [--runs DIR] [--out DIR]
     sharpen list
 
-``repro`` runs the selected experiments (registry order) into ``<out>/<name>/``, draws
+``repro`` runs the selected experiments (registry order; without ``--only``, those whose
+spec has ``in_default_repro``) into ``<out>/<name>/``, draws
 every figure whose required experiments have outputs into ``<out>/figures/``, gathers
 ``<out>/<name>/summary.csv`` into ``<out>/summary.csv`` and prints it as a table.
 Rerunning the same command resumes from finished units (see ``experiments.io``).
@@ -204,7 +205,7 @@ def _write_summary_table(summary_paths: Sequence[Path], out_file: Path | None) -
 
 def _select(experiments: Mapping[str, Any], only: Sequence[str] | None) -> list[str]:
     if not only:
-        return list(experiments)
+        return [n for n, spec in experiments.items() if spec.in_default_repro]
     unknown = [n for n in only if n not in experiments]
     if unknown:
         valid = ", ".join(experiments) or "(none registered)"
@@ -256,7 +257,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
     experiments, figures = _registries()
     print("experiments:")
     for name, spec in experiments.items():
-        print(f"  {name:<8} {spec.title}  [presets: {', '.join(spec.presets)}]")
+        opt_in = "" if spec.in_default_repro else "  (opt-in: repro --only)"
+        print(f"  {name:<8} {spec.title}  [presets: {', '.join(spec.presets)}]{opt_in}")
     print("figures:")
     for name, fig in figures.items():
         print(f"  {name:<24} requires: {', '.join(fig.requires)}")
