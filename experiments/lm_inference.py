@@ -145,7 +145,7 @@ class Config:
     char_models: tuple[str, ...] = ("tiny@400", "tiny@800", "tiny")
     char_tasks: tuple[str, ...] = ("arithmetic", "arithmetic_hard", "prontoqa_short")
     pretrain_dir: str = ""
-    pretrain_preset: str = "quick"
+    pretrain_preset: str = "grid"
     smollm2: bool = True
     gym_tasks: tuple[str, ...] = ("basic_arithmetic", "chain_sum", "syllogism")
     model_dir: str = ""
@@ -218,6 +218,7 @@ def _smoke_pretrain() -> lmp.Config:
 PRETRAIN_PRESETS: dict[str, Callable[[], lmp.Config]] = {
     "smoke": _smoke_pretrain,
     "quick": lmp.quick,
+    "grid": lmp.grid,
     "full": lmp.full,
 }
 
@@ -245,7 +246,7 @@ def smoke() -> Config:
 
 
 def quick() -> Config:
-    """``sharpen run lm_inference``: tiny@400 / tiny@800 / tiny (the ``lm_pretrain`` quick run's
+    """``sharpen run lm_inference``: tiny@400 / tiny@800 / tiny (the ``lm_pretrain`` grid run's
     budgets) x arithmetic / arithmetic_hard / prontoqa_short, 64 held-out prompts, N_max = 16,
     2 seeds; plus SmolLM2-135M-Instruct on reasoning-gym basic_arithmetic, chain_sum and
     syllogism (8 prompts, N_max = 8, 1 seed, 48 new tokens). Exact mode on 8 prompts per char cell.

@@ -170,3 +170,15 @@ def test_list_and_usage(toy_registry, capsys):
     assert "Toy — a test experiment" in out and "smoke, quick, full" in out and "toy_fig" in out
     assert main([]) == 2
     assert main(["bogus"]) == 2
+
+
+def test_opt_in_experiments_run_only_when_named(toy_registry, tmp_path, capsys):
+    toy_registry["other"] = dataclasses.replace(toy_registry["other"], in_default_repro=False)
+    assert main(["repro", "--out", str(tmp_path / "a"), "--preset", "smoke"]) == 0
+    assert (tmp_path / "a" / "toy").is_dir() and not (tmp_path / "a" / "other").exists()
+    assert (
+        main(["repro", "--out", str(tmp_path / "b"), "--only", "other", "--preset", "smoke"]) == 0
+    )
+    assert (tmp_path / "b" / "other" / "summary.csv").is_file()
+    assert main(["list"]) == 0
+    assert "(opt-in: repro --only)" in capsys.readouterr().out
