@@ -114,7 +114,7 @@ class _Attention(nn.Module):
     cfg: LMConfig
 
     @nn.compact
-    def __call__(self, h_BxLxD, positions_BxL, key_mask_BxT, cache_kv, index):
+    def __call__(self, h_BxLxD, positions_BxL, key_mask_BxT, cache_kv, index, layer):
         cfg = self.cfg
         B, L, _ = h_BxLxD.shape
         H, Hk, K = cfg.n_heads, cfg.kv_heads, cfg.dim_per_head
@@ -125,28 +125,49 @@ class _Attention(nn.Module):
         if cfg.arch == "llama":
             cos, sin = rope_angles(positions_BxL, K, cfg.rope_theta)
             q, k = _apply_rope(q, cos, sin), _apply_rope(k, cos, sin)
-        if cache_kv:
+        heads_major = bool(cache_kv) and layer is None
+        if heads_major:
+            # Decode fast path (:func:`forward_layers`): this layer's own cache buffer in the
+            # heads-major layout [B, Hk, T, K], so both attention products are batched matmuls
+            # over (b, h) without transposing the cache.
+            cache_k, cache_v = cache_kv
+            zero = jnp.zeros_like(index)
+            start = (zero, zero, index, zero)
+            k_new = jnp.swapaxes(k, 1, 2).astype(cache_k.dtype)
+            v_new = jnp.swapaxes(v, 1, 2).astype(cache_v.dtype)
+            k_all = jax.lax.dynamic_update_slice(cache_k, k_new, start)
+            v_all = jax.lax.dynamic_update_slice(cache_v, v_new, start)
+            new_kv = (k_all, v_all)
+            q_slot_L = index + jnp.arange(L, dtype=index.dtype)
+        elif cache_kv:
+            # The cache of ALL layers is carried through the layer scan and updated in place:
+            # write this layer's new keys / values at [layer, :, index], then read the layer.
+            # (Passing per-layer slices as scan xs / ys made XLA zero-fill, copy and copy back
+            # the whole stacked cache on every decode step.)
             cache_k, cache_v = cache_kv
             zero = jnp.zeros_like(index)  # same int dtype as index (int64 under x64)
-            start = (zero, index, zero, zero)
-            k_all = jax.lax.dynamic_update_slice(cache_k, k.astype(cache_k.dtype), start)
-            v_all = jax.lax.dynamic_update_slice(cache_v, v.astype(cache_v.dtype), start)
-            new_kv = (k_all, v_all)
+            start = (layer.astype(index.dtype), zero, index, zero, zero)
+            cache_k = jax.lax.dynamic_update_slice(cache_k, k[None].astype(cache_k.dtype), start)
+            cache_v = jax.lax.dynamic_update_slice(cache_v, v[None].astype(cache_v.dtype), start)
+            k_all = jax.lax.dynamic_index_in_dim(cache_k, layer, 0, keepdims=False)
+            v_all = jax.lax.dynamic_index_in_dim(cache_v, layer, 0, keepdims=False)
+            new_kv = (cache_k, cache_v)
             q_slot_L = index + jnp.arange(L, dtype=index.dtype)
         else:
             k_all, v_all, new_kv = k, v, ()
             q_slot_L = jnp.arange(L, dtype=jnp.int32)
-        T = k_all.shape[1]
+        T = k_all.shape[2 if heads_major else 1]
+        kv = "bhtk" if heads_major else "bthk"
         allowed_BxLxT = (
             jnp.arange(T, dtype=q_slot_L.dtype)[None, None, :] <= q_slot_L[None, :, None]
         ) & key_mask_BxT[:, None, :]
         q5 = q.reshape(B, L, Hk, H // Hk, K)
         scores = jnp.einsum(
-            "blhgk,bthk->bhglt", q5, k_all.astype(q.dtype), preferred_element_type=jnp.float32
+            f"blhgk,{kv}->bhglt", q5, k_all.astype(q.dtype), preferred_element_type=jnp.float32
         ) / jnp.sqrt(jnp.float32(K))
         scores = jnp.where(allowed_BxLxT[:, None, None, :, :], scores, _NEG)
         probs = jax.nn.softmax(scores, axis=-1).astype(cfg.compute_dtype)
-        out = jnp.einsum("bhglt,bthk->blhgk", probs, v_all.astype(cfg.compute_dtype))
+        out = jnp.einsum(f"bhglt,{kv}->blhgk", probs, v_all.astype(cfg.compute_dtype))
         out = out.reshape(B, L, H * K)
         return _dense(cfg, cfg.d_model, "o", cfg.arch == "gpt2")(out), new_kv
 
@@ -166,18 +187,49 @@ class _MLP(nn.Module):
 
 
 class _Block(nn.Module):
-    """Pre-norm block; scanned over layers (carry = residual stream, xs = this layer's cache)."""
+    """Pre-norm block; scanned over layers.
+
+    Carry = (residual stream, stacked cache of all layers or ``()``), xs = the layer index.
+    """
 
     cfg: LMConfig
 
     @nn.compact
-    def __call__(self, x, cache_kv, positions_BxL, key_mask_BxT, index):
+    def __call__(self, carry, layer, positions_BxL, key_mask_BxT, index):
+        x, cache_kv = carry
         attn, new_kv = _Attention(self.cfg, name="attn")(
-            _Norm(self.cfg, name="attn_norm")(x), positions_BxL, key_mask_BxT, cache_kv, index
+            _Norm(self.cfg, name="attn_norm")(x),
+            positions_BxL,
+            key_mask_BxT,
+            cache_kv,
+            index,
+            layer,
         )
         x = x + attn
         x = x + _MLP(self.cfg, name="mlp")(_Norm(self.cfg, name="mlp_norm")(x))
-        return x, new_kv
+        return (x, new_kv), None
+
+
+def _token_embed(cfg: LMConfig, name: str | None = "embed") -> nn.Embed:
+    return nn.Embed(
+        cfg.vocab_size,
+        cfg.d_model,
+        dtype=cfg.compute_dtype,
+        param_dtype=cfg.storage_dtype,
+        embedding_init=nn.initializers.normal(0.02),
+        name=name,
+    )
+
+
+def _pos_embed(cfg: LMConfig, name: str | None = "pos_embed") -> nn.Embed:
+    return nn.Embed(
+        cfg.max_len,
+        cfg.d_model,
+        dtype=cfg.compute_dtype,
+        param_dtype=cfg.storage_dtype,
+        embedding_init=nn.initializers.normal(0.01),
+        name=name,
+    )
 
 
 class Transformer(nn.Module):
@@ -188,24 +240,10 @@ class Transformer(nn.Module):
     @nn.compact
     def __call__(self, tokens_BxL, positions_BxL, key_mask_BxT, cache_kv, index):
         cfg = self.cfg
-        embed = nn.Embed(
-            cfg.vocab_size,
-            cfg.d_model,
-            dtype=cfg.compute_dtype,
-            param_dtype=cfg.storage_dtype,
-            embedding_init=nn.initializers.normal(0.02),
-            name="embed",
-        )
+        embed = _token_embed(cfg)
         x = embed(tokens_BxL)
         if cfg.arch == "gpt2":
-            x = x + nn.Embed(
-                cfg.max_len,
-                cfg.d_model,
-                dtype=cfg.compute_dtype,
-                param_dtype=cfg.storage_dtype,
-                embedding_init=nn.initializers.normal(0.01),
-                name="pos_embed",
-            )(positions_BxL)
+            x = x + _pos_embed(cfg)(positions_BxL)
         block = nn.remat(_Block) if cfg.remat else _Block
         blocks = nn.scan(
             block,
@@ -214,25 +252,31 @@ class Transformer(nn.Module):
             in_axes=(0, nn.broadcast, nn.broadcast, nn.broadcast),
             length=cfg.n_layers,
         )
-        x, new_kv = blocks(cfg, name="blocks")(x, cache_kv, positions_BxL, key_mask_BxT, index)
+        layers = jnp.arange(cfg.n_layers, dtype=jnp.int32)
+        (x, new_kv), _ = blocks(cfg, name="blocks")(
+            (x, cache_kv), layers, positions_BxL, key_mask_BxT, index
+        )
         x = _Norm(cfg, name="final_norm")(x)
         if cfg.tie_embeddings:
-            table = embed.embedding.astype(cfg.compute_dtype)
-            logits = jnp.einsum("bld,vd->blv", x, table, preferred_element_type=jnp.float32)
+            head = embed.embedding
         else:
-            kernel = self.param(
+            head = self.param(
                 "lm_head",
                 nn.initializers.normal(0.02),
                 (cfg.d_model, cfg.vocab_size),
                 cfg.storage_dtype,
             )
-            logits = jnp.einsum(
-                "bld,dv->blv",
-                x,
-                kernel.astype(cfg.compute_dtype),
-                preferred_element_type=jnp.float32,
-            )
-        return logits, new_kv
+        return _output_logits(x, head, cfg), new_kv
+
+
+def _output_logits(x_BxLxD: jax.Array, head: jax.Array, cfg: LMConfig) -> jax.Array:
+    """float32 logits from the final-norm output: tied ``[V, D]`` table or untied ``[D, V]`` head."""
+    if cfg.tie_embeddings:
+        table = head.astype(cfg.compute_dtype)
+        return jnp.einsum("bld,vd->blv", x_BxLxD, table, preferred_element_type=jnp.float32)
+    return jnp.einsum(
+        "bld,dv->blv", x_BxLxD, head.astype(cfg.compute_dtype), preferred_element_type=jnp.float32
+    )
 
 
 def init_params(cfg: LMConfig, *, key: jax.Array) -> dict:
@@ -330,6 +374,83 @@ def forward_cached(
         jnp.asarray(index, jnp.int32),
     )
     return logits, KVCache(k, v)
+
+
+class LayerCache(NamedTuple):
+    """KV cache of the decode fast path (:func:`forward_layers`): one buffer per layer.
+
+    Attributes:
+      k: ``n_layers`` arrays ``[B, n_kv_heads, T, head_dim]`` (heads-major).
+      v: same as ``k``.
+    """
+
+    k: tuple[jax.Array, ...]
+    v: tuple[jax.Array, ...]
+
+
+def split_layers(params: dict) -> tuple[dict, ...]:
+    """The per-layer parameter trees of the stacked ``params["blocks"]`` (static slices).
+
+    Call it once, outside a decode loop, so the loop reads every layer's weights in place
+    instead of slicing the stacked arrays on every step.
+    """
+    blocks = params["blocks"]
+    n = jax.tree.leaves(blocks)[0].shape[0]
+    return tuple(jax.tree.map(lambda p, i=i: p[i], blocks) for i in range(n))
+
+
+def to_layer_cache(cache: KVCache) -> LayerCache:
+    """A :class:`KVCache` (``[n, B, T, Hk, K]``) as a :class:`LayerCache` (per layer ``[B, Hk, T, K]``)."""
+    n = cache.k.shape[0]
+    return LayerCache(
+        tuple(jnp.swapaxes(cache.k[i], 1, 2) for i in range(n)),
+        tuple(jnp.swapaxes(cache.v[i], 1, 2) for i in range(n)),
+    )
+
+
+def forward_layers(
+    params: dict,
+    layer_params: tuple[dict, ...],
+    tokens_BxL: jax.Array,
+    positions_BxL: jax.Array,
+    key_mask_BxT: jax.Array,
+    cache: LayerCache,
+    index: jax.Array,
+    *,
+    cfg: LMConfig,
+) -> tuple[jax.Array, LayerCache]:
+    """:func:`forward_cached` with the layers unrolled over per-layer weights and caches.
+
+    Same logits as :func:`forward_cached` (same operations per layer), but built for a decode
+    loop on CPU: ``layer_params`` (from :func:`split_layers`, computed once outside the loop)
+    are read in place, and each layer's cache is its own heads-major buffer updated in place,
+    so a step touches each weight and each cache entry once (the scanned version slices the
+    stacked weights and transposes the cache on every step). Not jitted itself.
+
+    Args:
+      params: the full parameter tree (embeddings, final norm, head are read from it).
+      layer_params: ``split_layers(params)``.
+      tokens_BxL, positions_BxL, key_mask_BxT, index, cfg: as in :func:`forward_cached`.
+      cache: a :class:`LayerCache` with ``T`` slots.
+
+    Returns:
+      ``(logits [B, L, V] float32, updated cache)``.
+    """
+    x = _token_embed(cfg, None).apply({"params": params["embed"]}, tokens_BxL)
+    if cfg.arch == "gpt2":
+        x = x + _pos_embed(cfg, None).apply({"params": params["pos_embed"]}, positions_BxL)
+    index = jnp.asarray(index, jnp.int32)
+    block = _Block(cfg)
+    ks, vs = [], []
+    for lp, k, v in zip(layer_params, cache.k, cache.v, strict=True):
+        (x, (k, v)), _ = block.apply(
+            {"params": lp}, (x, (k, v)), None, positions_BxL, key_mask_BxT, index
+        )
+        ks.append(k)
+        vs.append(v)
+    x = _Norm(cfg).apply({"params": params["final_norm"]}, x)
+    head = params["embed"]["embedding"] if cfg.tie_embeddings else params["lm_head"]
+    return _output_logits(x, head, cfg), LayerCache(tuple(ks), tuple(vs))
 
 
 def cast_params(params: dict, dtype) -> dict:

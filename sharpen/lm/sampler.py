@@ -40,7 +40,15 @@ from sharpen.lm.batching import (
     real_scalar,
 )
 from sharpen.lm.config import LMConfig
-from sharpen.lm.model import KVCache, default_positions, forward_cached, init_cache
+from sharpen.lm.model import (
+    KVCache,
+    default_positions,
+    forward_cached,
+    forward_layers,
+    init_cache,
+    split_layers,
+    to_layer_cache,
+)
 from sharpen.lm.tokenizer import Tokenizer
 
 __all__ = ["SampleOutput", "TextSamples", "generate", "sample_texts", "sampling_logprobs"]
@@ -217,6 +225,18 @@ def decode_step(params, feed_R, position_R, key_mask_RxT, cache, slot, *, cfg: L
     return logits_Rx1xV[:, 0], cache
 
 
+def _decode_step_layers(
+    params, layer_params, feed_R, position_R, key_mask_RxT, cache, slot, *, cfg, plen
+):
+    """:func:`decode_step` on the unrolled fast path (:func:`~sharpen.lm.model.forward_layers`)."""
+    slot_T = jnp.arange(key_mask_RxT.shape[1], dtype=jnp.int32)
+    mask_RxT = key_mask_RxT | ((slot_T >= plen) & (slot_T <= slot))[None, :]
+    logits_Rx1xV, cache = forward_layers(
+        params, layer_params, feed_R[:, None], position_R[:, None], mask_RxT, cache, slot, cfg=cfg
+    )
+    return logits_Rx1xV[:, 0], cache
+
+
 def repeat_rows(x, n: int, axis: int = 0):
     """``x`` with every row along ``axis`` repeated ``n`` times in place (``b -> b*n .. b*n+n-1``)."""
     return jnp.repeat(x, n, axis=axis, total_repeat_length=x.shape[axis] * n)
@@ -263,7 +283,10 @@ def _generate_jit(
     cache, key_mask_BxT, positions_BxP = prefill(
         params, prompt_BxP, mask_BxP, cfg=cfg, cache_len=cache_len
     )
-    cache = repeat_cache(cache, n)
+    # Decode on the unrolled fast path: per-layer weights sliced once here, per-layer
+    # heads-major caches updated in place inside the loop.
+    cache = to_layer_cache(repeat_cache(cache, n))
+    layer_params = split_layers(params)
     key_mask_RxT = repeat_rows(key_mask_BxT, n)
     last_pos_R = repeat_rows(positions_BxP[:, -1], n)
     choose = functools.partial(
@@ -308,8 +331,16 @@ def _generate_jit(
     def body(carry):
         # Step i feeds token i - 1 (the last prompt token when i = 0) into slot P - 1 + i.
         i, feed_R, cache, out = carry
-        logits_RxV, cache = decode_step(
-            params, feed_R, last_pos_R + i, key_mask_RxT, cache, plen - 1 + i, cfg=cfg, plen=plen
+        logits_RxV, cache = _decode_step_layers(
+            params,
+            layer_params,
+            feed_R,
+            last_pos_R + i,
+            key_mask_RxT,
+            cache,
+            plen - 1 + i,
+            cfg=cfg,
+            plen=plen,
         )
         tok_R, out = emit(i, logits_RxV, out)
         return i + 1, tok_R, cache, out
