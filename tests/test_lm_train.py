@@ -136,8 +136,11 @@ def test_training_reduces_loss_without_recompiling(params, data):
         idx = T.batch_indices(key, step, batch_size=32, num_examples=len(PAIRS))
         state, metrics = T.train_step(state, _jnp(T.take(data, idx)), cfg=CFG, optimizer=opt)
         losses.append(float(metrics["loss"]))
+        if step == 0:
+            # Other tests in the session may have compiled other shapes already: count from here.
+            programs = T.train_step._cache_size()
     assert int(state.step) == 60
-    assert T.train_step._cache_size() == 1  # one program for all 60 steps
+    assert T.train_step._cache_size() == programs  # steps 2..60 reuse the first step's program
     assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:5]), losses
     held = T.eval_loss(state.params, _jnp(data), cfg=CFG)
     assert float(held) < 0.6 * losses[0]
