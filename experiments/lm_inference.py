@@ -4,10 +4,12 @@ For every (base model, task) cell: decode each prompt greedily once, then per se
 ``num_samples`` (``N_max``) responses per prompt at temperature 1 (pure ancestral sampling, no
 top-k/top-p) with :func:`sharpen.lm.sampler.generate`. The self-reward of a response is
 ``log pi_base(y|x)``, the sum of the sampler's **base** log-probs (the unmodified model at
-``T = 1``; never the sampling log-probs), EOS included. Per-response entropy and self-certainty
-come from one extra :func:`sharpen.lm.scorer.score` pass over ``(prompt, response)`` (the
-sampler does not return whole next-token distributions); that pass also re-scores
-``log pi_base``, and the largest sampler-vs-scorer gap is a summary check. Answers are extracted
+``T = 1``; never the sampling log-probs), EOS included. Per-response mean entropy and
+self-certainty of the base model are accumulated by the sampler over the same steps
+(``generate(stats=True)``, the scorer's formulas). For char models (and real ones when
+``hf_score_rows > 0``) an extra :func:`sharpen.lm.scorer.score` pass over ``(prompt, response)``
+re-scores ``log pi_base`` with a full forward, and the largest sampler-vs-scorer gap is a
+summary check. Answers are extracted
 and graded by the task. :func:`sharpen.selection.subsample_curves` then gives accuracy,
 selected log-likelihood and pass@N of every selection rule against N (exact subset averages
 for BoN), and :func:`sharpen.selection.summarize` the paper's claims per cell.
@@ -30,7 +32,8 @@ Base models (rows):
 
 Tasks of the real models: ``gym:<name>`` for each of ``gym_tasks``, plus ``data_format``
 (``gsm8k`` or ``math``) read from ``data_file`` (local JSONL; record 0 is the demonstration,
-the next ``hf_num_prompts`` records are the prompts).
+the next ``hf_num_prompts`` records are the prompts). Models, prompts and tasks of the real
+models live in ``experiments/lm_real.py`` (shared with ``lm_sft`` and ``lm_rlhf``).
 
 Mode rule: for char models the exact sequence argmax ``y*`` of ``pi_base(.|x)`` over responses
 of at most ``max_new_tokens`` tokens is searched by :func:`sharpen.mode_finder.find_modes`
@@ -78,54 +81,17 @@ import jax
 import numpy as np
 import pandas as pd
 
-from experiments import io
+from experiments import io, lm_real
 from experiments import lm_pretrain as lmp
+from experiments.lm_real import DATA_FORMATS, SMOLLM2, Model, load_hf_model
 from experiments.registry import ExperimentSpec, register
 from sharpen import selection
 from sharpen.lm import sampler, sharding
 from sharpen.lm.batching import bucket_length, check_prompts, check_token_id, left_pad
-from sharpen.lm.config import LMConfig
 from sharpen.lm.scorer import score
-from sharpen.tasks import GSM8KTask, MATHTask, Task, get_task
-from sharpen.tasks.jsonl import read_jsonl
+from sharpen.tasks import Task
 
 NAME = "lm_inference"
-SMOLLM2 = "SmolLM2-135M"
-DATA_FORMATS = ("gsm8k", "math")
-#: reasoning-gym settings used for SmolLM2 (small numbers keep its pass@N well above greedy).
-GYM_CONFIGS: dict[str, dict[str, Any]] = {
-    "basic_arithmetic": {
-        "min_terms": 2,
-        "max_terms": 3,
-        "min_digits": 1,
-        "max_digits": 2,
-        "operators": ("+", "-", "*"),
-        "allow_parentheses": False,
-        "allow_negation": False,
-    },
-    "chain_sum": {
-        "min_terms": 2,
-        "max_terms": 4,
-        "min_digits": 1,
-        "max_digits": 2,
-        "allow_negation": False,
-    },
-}
-#: Hand-written 1-shot demonstrations (question, chain-of-thought + ``Answer:`` line); other
-#: gym tasks use the dataset's own answer (and chain-of-thought, when it has one).
-GYM_DEMOS: dict[str, tuple[str, str]] = {
-    "basic_arithmetic": ("Calculate 14 + 6 * 3.", "6 * 3 = 18\n14 + 18 = 32\nAnswer: 32"),
-    "chain_sum": (
-        "State the final answer to the following arithmetic problem: 12 + 35 - 8 =",
-        "12 + 35 = 47\n47 - 8 = 39\nAnswer: 39",
-    ),
-    "syllogism": (
-        "Consider these statements:\n1. All dogs are mammals\n2. No mammals are fish\n\n"
-        "Does it logically follow that:\nNo dogs are fish?\n(Answer Yes or No)",
-        "Every dog is a mammal and no mammal is a fish, so no dog is a fish.\nAnswer: Yes",
-    ),
-}
-_INSTRUCTION = "Think briefly, then give the final answer on the last line as 'Answer: <answer>'."
 #: Prompt batches are left-padded to a multiple of this (tasks of similar length share programs).
 PROMPT_BUCKET = 32
 _SCORER_TOL = 0.01  # nats; sampler (KV cache) vs scorer (full forward) float32 sums
@@ -138,35 +104,39 @@ class Config:
     ``ns`` are the subset sizes of the curves (each ``<= num_samples``; ``num_samples`` is
     always added). ``sample_rows`` bounds ``prompts x N`` rows per sampling call (the chunk of
     prompts is ``max(1, sample_rows // num_samples)``); ``score_rows`` bounds the rows of one
-    scoring call (its logits are ``[rows, P + M, V]`` float32). ``strict`` turns the paper's
-    claims into pass/fail checks (else info rows: smoke models are untrained).
+    re-scoring call (its logits are ``[rows, P + M, V]`` float32). Entropy and self-certainty
+    come from the sampler (``generate(stats=True)``); the independent full-forward re-score of
+    every response (a check of the sampler's ``log pi_base``) runs for char models, and for
+    real models only when ``hf_score_rows > 0`` (off by default: on a 135M model it costs more
+    than the sampling). ``strict`` turns the paper's claims into pass/fail checks (else info
+    rows: smoke models are untrained).
     """
 
     char_models: tuple[str, ...] = ("tiny@400", "tiny@800", "tiny")
-    char_tasks: tuple[str, ...] = ("arithmetic", "arithmetic_hard", "prontoqa_short")
+    char_tasks: tuple[str, ...] = ("arithmetic_easy", "arithmetic", "arithmetic_hard")
     pretrain_dir: str = ""
-    pretrain_preset: str = "grid"
+    pretrain_preset: str = "quick"
     smollm2: bool = True
-    gym_tasks: tuple[str, ...] = ("basic_arithmetic", "chain_sum", "syllogism")
+    gym_tasks: tuple[str, ...] = ("basic_arithmetic", "letter_counting")
     model_dir: str = ""
     data_file: str = ""
     data_format: str = "gsm8k"
     num_prompts: int = 64
-    hf_num_prompts: int = 8
+    hf_num_prompts: int = 16
     num_samples: int = 16
     hf_num_samples: int = 8
     num_seeds: int = 2
     hf_num_seeds: int = 1
-    ns: tuple[int, ...] = (1, 2, 5, 10)
+    ns: tuple[int, ...] = (1, 2, 4, 8)
     max_new_tokens: int = 48
-    hf_max_new_tokens: int = 48
+    hf_max_new_tokens: int = 40
     sample_rows: int = 512
     hf_sample_rows: int = 96
     score_rows: int = 512
-    hf_score_rows: int = 8
+    hf_score_rows: int = 0
     num_subsets: int = 16
     mode_prompts: int = 8
-    mode_budget: int = 2000
+    mode_budget: int = 3000
     strict: bool = True
     seed: int = 0
 
@@ -178,9 +148,9 @@ class Config:
             raise ValueError("char_tasks must be non-empty when char_models is")
         if self.data_format not in DATA_FORMATS:
             raise ValueError(f"data_format must be one of {DATA_FORMATS}, got {self.data_format!r}")
-        if self.pretrain_preset not in PRETRAIN_PRESETS:
+        if self.pretrain_preset not in lmp.PRESETS:
             raise ValueError(
-                f"pretrain_preset must be one of {sorted(PRETRAIN_PRESETS)}, "
+                f"pretrain_preset must be one of {sorted(lmp.PRESETS)}, "
                 f"got {self.pretrain_preset!r}"
             )
         for field in ("num_prompts", "hf_num_prompts", "num_samples", "hf_num_samples"):
@@ -189,9 +159,11 @@ class Config:
         for field in ("num_seeds", "hf_num_seeds", "max_new_tokens", "hf_max_new_tokens"):
             if getattr(self, field) < 1:
                 raise ValueError(f"{field} must be >= 1, got {getattr(self, field)}")
-        for field in ("sample_rows", "hf_sample_rows", "score_rows", "hf_score_rows"):
+        for field in ("sample_rows", "hf_sample_rows", "score_rows"):
             if getattr(self, field) < 1:
                 raise ValueError(f"{field} must be >= 1, got {getattr(self, field)}")
+        if self.hf_score_rows < 0:
+            raise ValueError(f"hf_score_rows must be >= 0, got {self.hf_score_rows}")
         if self.num_subsets < 1:
             raise ValueError(f"num_subsets must be >= 1, got {self.num_subsets}")
         if any(n < 1 for n in self.ns):
@@ -206,21 +178,6 @@ class Config:
 
     def curve_ns(self, n_max: int) -> tuple[int, ...]:
         return tuple(sorted({n for n in self.ns if n <= n_max} | {n_max}))
-
-
-def _smoke_pretrain() -> lmp.Config:
-    return dataclasses.replace(
-        lmp.smoke(), tasks=("arithmetic", "arithmetic_hard"), save_steps=(20,)
-    )
-
-
-#: lm_pretrain configs trained when no pretraining run with the char models is found.
-PRETRAIN_PRESETS: dict[str, Callable[[], lmp.Config]] = {
-    "smoke": _smoke_pretrain,
-    "quick": lmp.quick,
-    "grid": lmp.grid,
-    "full": lmp.full,
-}
 
 
 def smoke() -> Config:
@@ -246,33 +203,36 @@ def smoke() -> Config:
 
 
 def quick() -> Config:
-    """``sharpen run lm_inference``: tiny@400 / tiny@800 / tiny (the ``lm_pretrain`` grid run's
-    budgets) x arithmetic / arithmetic_hard / prontoqa_short, 64 held-out prompts, N_max = 16,
-    2 seeds; plus SmolLM2-135M-Instruct on reasoning-gym basic_arithmetic, chain_sum and
-    syllogism (8 prompts, N_max = 8, 1 seed, 48 new tokens). Exact mode on 8 prompts per char cell.
+    """``sharpen run lm_inference``: tiny@400 / tiny@800 / tiny (the ``lm_pretrain`` quick run's
+    training budgets) x arithmetic_easy / arithmetic / arithmetic_hard (1, 2, 3 operations),
+    64 held-out prompts, N_max = 16, 2 seeds, exact mode on 8 prompts per cell; plus
+    SmolLM2-135M-Instruct on reasoning-gym basic_arithmetic and letter_counting (16 prompts,
+    N_max = 8, 1 seed, 40 new tokens).
 
-    Feeds the ``fig_lm_*`` figures. Runtime: see the module's report (timing.json).
+    Feeds the ``fig_lm_*`` figures. Runtime: paper_repro.md and the run's ``timing.json``.
     """
     return Config()
 
 
 def full() -> Config:
     """``sharpen run lm_inference --preset full``: the paper's protocol (§4): N_max = 64,
-    10 seeds, 256 held-out prompts per char task (the ``lm_pretrain`` full run: tiny / small /
-    base); SmolLM2 on four reasoning-gym tasks with 64 prompts, N_max = 32, 4 seeds.
+        10 seeds, 256 held-out prompts per char task (the ``lm_pretrain`` full run: tiny / small /
+        base); SmolLM2 on four reasoning-gym tasks with 64 prompts, N_max = 32, 4 seeds.
 
-    Not run yet. Estimate on 2 idle cores from the quick run's unit times: ~1.5M char-model
-    responses (tiny ~15 min, small ~30 min, base ~1.5 h of sampling, scoring +50 %) and ~33k
-    SmolLM2 responses of up to 160 tokens at ~240 tokens/s (~4 h with scoring): 7–8 h in all
-    (minutes on one GPU). ``sharpen run lm_pretrain --preset full`` must run first (its output
-    folder as the sibling ``<out>/../lm_pretrain``), else it is trained here.
+        Not run yet. Estimate on 2 idle cores from the quick run's unit times: ~1.5M char-model
+        responses (tiny ~15 min, small ~30 min, base ~1.5 h of sampling, scoring +50 %) and ~33k
+        SmolLM2 responses of up to 160 tokens at ~240 tokens/s (~3 h; real models are not re-scored by
+    default): 6–7 h in all
+        (minutes on one GPU). ``sharpen run lm_pretrain --preset full`` must run first (its output
+        folder as the sibling ``<out>/../lm_pretrain``), else it is trained here.
 
-    Feeds the ``fig_lm_*`` figures.
+        Feeds the ``fig_lm_*`` figures.
     """
     return Config(
         char_models=("tiny", "small", "base"),
+        char_tasks=("arithmetic", "arithmetic_hard", "prontoqa_short"),
         pretrain_preset="full",
-        gym_tasks=("basic_arithmetic", "chain_sum", "syllogism", "gsm_symbolic"),
+        gym_tasks=("basic_arithmetic", "letter_counting", "chain_sum", "syllogism"),
         num_prompts=256,
         hf_num_prompts=64,
         num_samples=64,
@@ -293,16 +253,6 @@ PRESETS = {"smoke": smoke, "quick": quick, "full": full}
 # ----------------------------------------------------------------------------- models and tasks
 
 
-class Model(NamedTuple):
-    """A base model ready for sampling: ``kind`` is ``"char"``, ``"chat"`` or ``"plain"``."""
-
-    name: str
-    lm_cfg: LMConfig
-    params: Any
-    tokenizer: Any
-    kind: str
-
-
 class Cell(NamedTuple):
     """One task of one model: prompts (text), examples, and the sampling sizes."""
 
@@ -316,110 +266,40 @@ class Cell(NamedTuple):
     score_rows: int
 
 
-def _has_models(run_dir: Path, names: Sequence[str]) -> bool:
-    return all((run_dir / "models" / n / "model.json").is_file() for n in names)
-
-
-def _pretrain_config(run_dir: Path) -> lmp.Config:
-    stored = io.read_json(run_dir / "config.json")
-    fields = {f.name: f for f in dataclasses.fields(lmp.Config)}
-    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in stored.items() if k in fields}
-    return lmp.Config(**kwargs)
-
-
 def resolve_pretrain(cfg: Config, out_dir: Path) -> Path:
-    """The ``lm_pretrain`` run folder holding ``cfg.char_models`` (trained here if needed)."""
-    if cfg.pretrain_dir:
-        path = Path(cfg.pretrain_dir)
-        if not _has_models(path, cfg.char_models):
-            raise FileNotFoundError(
-                f"pretrain_dir {path} does not hold the models {list(cfg.char_models)}"
-            )
-        return path
-    candidates = [Path(out_dir).parent / lmp.NAME, Path(out_dir) / "pretrain"]
-    for path in candidates:
-        if (path / "config.json").is_file() and _has_models(path, cfg.char_models):
-            if set(cfg.char_tasks) <= set(_pretrain_config(path).tasks):
-                return path
-    path = candidates[1]
-    lmp.run(PRETRAIN_PRESETS[cfg.pretrain_preset](), path)
-    if not _has_models(path, cfg.char_models):
-        raise ValueError(
-            f"lm_pretrain preset {cfg.pretrain_preset!r} did not produce the models "
-            f"{list(cfg.char_models)} (see {path / 'models'})"
-        )
-    return path
-
-
-def load_hf_model(model_dir: str) -> Model:
-    """A local Hugging Face checkpoint directory as a :class:`Model` (name = folder name)."""
-    from sharpen.lm.checkpoint import check_vocab, load_hf_checkpoint, load_tokenizer
-
-    path = Path(model_dir)
-    if not path.is_dir():
-        raise FileNotFoundError(f"model_dir not found: {model_dir}")
-    lm_cfg, params = load_hf_checkpoint(path)
-    tok = load_tokenizer(path)
-    check_vocab(tok, lm_cfg)
-    return Model(path.name, lm_cfg, params, tok, _prompt_kind(tok))
-
-
-def _prompt_kind(tok) -> str:
-    template = getattr(tok, "chat_template", None) or ""
-    return "chat" if "<|im_start|>" in template else "plain"
-
-
-def _gym_task(name: str) -> Task:
-    return get_task(f"gym:{name}", **GYM_CONFIGS.get(name, {}))
-
-
-def _chat_prompt(tok, demo: tuple[str, str], question: str) -> str:
-    def ask(text):
-        return {"role": "user", "content": f"{text}\n{_INSTRUCTION}"}
-
-    messages = [ask(demo[0]), {"role": "assistant", "content": demo[1]}, ask(question)]
-    return tok.chat_prompt(messages)
+    """The ``lm_pretrain`` run folder holding ``cfg.char_models`` (:func:`lmp.find_or_train`)."""
+    return lmp.find_or_train(
+        cfg.char_models,
+        cfg.char_tasks,
+        out_dir,
+        pretrain_dir=cfg.pretrain_dir,
+        preset=cfg.pretrain_preset,
+    )
 
 
 def _real_cells(cfg: Config, model: Model) -> list[Cell]:
-    """Cells of a real (SmolLM2 / HF) model: the gym tasks and the data file."""
-    specs: list[tuple[str, Task, tuple[str, str], list]] = []
-    n = cfg.hf_num_prompts
-    for name in cfg.gym_tasks:
-        task = _gym_task(name)
-        if name in GYM_DEMOS:
-            demo = GYM_DEMOS[name]
-        else:
-            shot = task.examples(1, seed=cfg.seed + 10_000)[0]
-            demo = (shot.prompt, task.solution(shot))
-        specs.append((f"gym:{name}", task, demo, task.examples(n, seed=cfg.seed)))
-    if cfg.data_file:
-        task = (GSM8KTask if cfg.data_format == "gsm8k" else MATHTask)(cfg.data_file)
-        required = ("question", "answer") if cfg.data_format == "gsm8k" else ("problem", "solution")
-        available = len(read_jsonl(cfg.data_file, required))
-        if available < 2:
-            raise ValueError(f"data_file {cfg.data_file} needs >= 2 records (1 demonstration)")
-        shot, *examples = task.examples(min(n + 1, available), seed=0)
-        specs.append((cfg.data_format, task, (shot.prompt, task.solution(shot)), examples))
-    cells = []
-    for task_name, task, demo, examples in specs:
-        if model.kind == "chat":
-            prompts = [_chat_prompt(model.tokenizer, demo, e.prompt) for e in examples]
-        else:
-            prompts = [f"Q: {demo[0]}\n{demo[1]}\n\nQ: {e.prompt}\n" for e in examples]
-        cells.append(
-            Cell(
-                task_name,
-                task,
-                examples,
-                prompts,
-                cfg.hf_num_samples,
-                cfg.hf_max_new_tokens,
-                cfg.hf_sample_rows,
-                cfg.hf_score_rows,
-            )
+    """Cells of a real (SmolLM2 / HF) model: the gym tasks and the data file (:mod:`lm_real`)."""
+    tasks = lm_real.real_tasks(
+        model,
+        gym_tasks=cfg.gym_tasks,
+        data_file=cfg.data_file,
+        data_format=cfg.data_format,
+        num_prompts=cfg.hf_num_prompts,
+        seed=cfg.seed,
+    )
+    return [
+        Cell(
+            t.task_name,
+            t.task,
+            t.examples,
+            t.prompts,
+            cfg.hf_num_samples,
+            cfg.hf_max_new_tokens,
+            cfg.hf_sample_rows,
+            cfg.hf_score_rows,
         )
-    return cells
+        for t in tasks
+    ]
 
 
 def _char_cells(cfg: Config, pretrain: lmp.Config) -> list[Cell]:
@@ -453,12 +333,15 @@ def _char_cells(cfg: Config, pretrain: lmp.Config) -> list[Cell]:
 
 
 class Draws(NamedTuple):
-    """Per-prompt responses: ``[B, N, M]`` tokens, ``[B, N]`` lengths (EOS counted) and sums."""
+    """Per-prompt responses: ``[B, N, M]`` tokens, ``[B, N]`` lengths (EOS counted), sums of
+    ``log pi_base``, finished flags, and the base model's mean entropy / self-certainty."""
 
     tokens: np.ndarray
     lengths: np.ndarray
     base_logprob: np.ndarray
     finished: np.ndarray
+    entropy: np.ndarray
+    self_certainty: np.ndarray
 
 
 def _encode(model: Model, prompts: Sequence[str]) -> list[list[int]]:
@@ -500,6 +383,7 @@ def _generate_sharded(
         top_k=None,
         use_top_p=False,
         cache_len=bucket_length(tokens.shape[1] + max_new_tokens, sampler.CACHE_MULTIPLE),
+        stats=True,
     )
 
 
@@ -545,6 +429,8 @@ def draw(
                 np.asarray(out.lengths)[:keep],
                 np.asarray(out.base_logprobs, np.float64)[:keep].sum(axis=-1),
                 np.asarray(out.finished)[:keep],
+                np.asarray(out.entropy, np.float64)[:keep],
+                np.asarray(out.self_certainty, np.float64)[:keep],
             )
         )
     return Draws(*(np.concatenate(parts) for parts in zip(*outs, strict=True)))
@@ -589,7 +475,9 @@ def samples_unit(cfg: Config, model: Model, cell: Cell, seed: int) -> pd.DataFra
     """``num_samples`` T=1 responses per prompt for one seed: rows of the samples contract."""
     key = jax.random.fold_in(jax.random.key(cfg.seed), seed)
     draws = draw(model, cell, key=key, num_samples=cell.num_samples)
-    scores = score_draws(model, cell, draws)
+    # The independent full-forward re-score is a check of the sampler (char models only: on a
+    # 135M model it would cost more than the sampling itself).
+    rescored = score_draws(model, cell, draws)["sum_logprob"] if cell.score_rows else None
     rows = []
     for p, example in enumerate(cell.examples):
         for j in range(cell.num_samples):
@@ -606,12 +494,12 @@ def samples_unit(cfg: Config, model: Model, cell: Cell, seed: int) -> pd.DataFra
                     "sum_logprob": float(draws.base_logprob[p, j]),
                     "num_tokens": length,
                     "mean_logprob": float(draws.base_logprob[p, j]) / max(length, 1),
-                    "entropy": float(scores["entropy"][p, j]),
-                    "self_certainty": float(scores["self_certainty"][p, j]),
+                    "entropy": float(draws.entropy[p, j]),
+                    "self_certainty": float(draws.self_certainty[p, j]),
                     "answer": answer,
                     "parsed": parsed,
                     "correct": correct,
-                    "scorer_sum_logprob": float(scores["sum_logprob"][p, j]),
+                    "scorer_sum_logprob": math.nan if rescored is None else float(rescored[p, j]),
                     "finished": int(done),
                 }
             )
@@ -659,7 +547,9 @@ def mode_unit(cfg: Config, model: Model, cell: Cell, greedy: pd.DataFrame) -> pd
             eos_id=tok.eos_id,
             pad_id=tok.pad_id,
         )
-        res = find_modes(ar, node_budget=cfg.mode_budget, batch_size=64)
+        res = find_modes(
+            ar, node_budget=cfg.mode_budget, batch_size=64, eos_id=tok.eos_id, pad_id=tok.pad_id
+        )
         found = res.sequences.shape[0] > 0
         seq = res.sequences[0] if found else np.zeros((0,), np.int32)
         ends = np.flatnonzero(seq == tok.eos_id)
@@ -696,7 +586,10 @@ def _slug(text: str) -> str:
 def _read_unit(path: Path) -> pd.DataFrame:
     # Answers stay strings ("3", "None", "" for unparseable), as in sharpen.selection.read_*.
     dtypes = {"answer": str, "model": str, "task": str, "text": str}
-    return pd.read_csv(path, dtype=dtypes, keep_default_na=False)
+    frame = pd.read_csv(path, dtype=dtypes, keep_default_na=False)
+    if "scorer_sum_logprob" in frame:  # empty = not re-scored (real models by default)
+        frame["scorer_sum_logprob"] = pd.to_numeric(frame["scorer_sum_logprob"]).astype(float)
+    return frame
 
 
 def _unit(
@@ -732,7 +625,7 @@ def _model_specs(cfg: Config, out_dir: Path) -> list[tuple[str, Callable[[], Mod
     specs = []
     if cfg.char_models:
         pre_dir = resolve_pretrain(cfg, out_dir)
-        pre_cfg = _pretrain_config(pre_dir)
+        pre_cfg = lmp.stored_config(pre_dir)
         cells = _char_cells(cfg, pre_cfg)
         for name in cfg.char_models:
 
@@ -742,14 +635,8 @@ def _model_specs(cfg: Config, out_dir: Path) -> list[tuple[str, Callable[[], Mod
 
             specs.append((name, _Lazy(load), lambda _lazy, cells=cells: cells))
     if cfg.smollm2:
-
-        def load_smol():
-            from sharpen.lm.gguf_import import load_smollm2
-
-            lm_cfg, params, tok = load_smollm2()
-            return Model(SMOLLM2, lm_cfg, params, tok, "chat")
-
-        specs.append((SMOLLM2, _Lazy(load_smol), lambda lazy: _real_cells(cfg, lazy())))
+        load_smol = _Lazy(lm_real.load_smollm2_model)
+        specs.append((SMOLLM2, load_smol, lambda lazy: _real_cells(cfg, lazy())))
     if cfg.model_dir:
         if not Path(cfg.model_dir).is_dir():
             raise FileNotFoundError(f"model_dir not found: {cfg.model_dir}")
@@ -760,12 +647,12 @@ def _model_specs(cfg: Config, out_dir: Path) -> list[tuple[str, Callable[[], Mod
 
 def run(cfg: Config, out_dir: Path) -> None:
     """Write the run folder of the module docstring (resumable per unit)."""
-    if cfg.model_dir and not Path(cfg.model_dir).is_dir():
-        raise FileNotFoundError(f"model_dir not found: {cfg.model_dir}")
-    if cfg.data_file and not Path(cfg.data_file).is_file():
-        raise FileNotFoundError(f"data_file not found: {cfg.data_file}")
-    for name in cfg.gym_tasks if (cfg.smollm2 or cfg.model_dir) else ():
-        _gym_task(name)  # raises ValueError naming an unknown reasoning-gym task
+    lm_real.check_real_inputs(
+        model_dir=cfg.model_dir,
+        data_file=cfg.data_file,
+        data_format=cfg.data_format,
+        gym_tasks=cfg.gym_tasks if (cfg.smollm2 or cfg.model_dir) else (),
+    )
     out_dir = io.prepare_run_dir(out_dir, cfg, experiment=NAME)
     timing: dict[str, float] = {}
     samples, greedy, modes, skipped = [], [], [], []
@@ -853,15 +740,18 @@ def summary_rows(
 ) -> list[dict]:
     """The claims of EXPERIMENTS §9 (module docstring) as summary rows."""
     rows = []
-    gap = float(np.max(np.abs(samples["sum_logprob"] - samples["scorer_sum_logprob"])))
-    rows.append(
-        _row(
-            "max |sampler base log-prob sum - scorer sum_logprob| over all responses (nats)",
-            f"<= {_SCORER_TOL:g}",
-            gap,
-            verdict="pass" if gap <= _SCORER_TOL else "fail",
+    rescored = samples.dropna(subset=["scorer_sum_logprob"])
+    if len(rescored):
+        gap = float(np.max(np.abs(rescored["sum_logprob"] - rescored["scorer_sum_logprob"])))
+        rows.append(
+            _row(
+                "max |sampler base log-prob sum - scorer sum_logprob| over the "
+                f"{len(rescored)} re-scored responses (nats)",
+                f"<= {_SCORER_TOL:g}",
+                gap,
+                verdict="pass" if gap <= _SCORER_TOL else "fail",
+            )
         )
-    )
     for c in cells.itertuples():
         cell = f"{c.model} / {c.task}"
         rows.append(
@@ -990,7 +880,5 @@ SPEC = register(
         title="LM inference-time sharpening — BoN by log pi_base, models x tasks (Figs. 1-6)",
         presets=PRESETS,
         run=run,
-        # Opt-in until the quick preset fits the repro budget on 2 cores (issue 6).
-        in_default_repro=False,
     )
 )

@@ -20,7 +20,7 @@ Run folder (``<out>/``)::
     units/curve_size=<s>.csv    loss curve of one size (finished units; resume skips them)
     units/acc_size=<s>.csv      greedy / T=1 accuracy of one size
     metrics.csv                 all loss curves: size, param_count, step, tokens (padded token
-                                positions seen = step x batch_size x seq_len), lr (after the
+                                positions seen = step x batch_size x row length), lr (after the
                                 step), train_loss (mean over the log window), eval_loss
     accuracy.csv                size, task, decoding, accuracy, parse_rate, ideal_accuracy
     summary.csv                 the checks below
@@ -49,6 +49,7 @@ import functools
 import json
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import jax
@@ -76,10 +77,11 @@ SIZES = {
     "base": (256, 6, 8, 704),  # ~4.85M
 }
 #: Task variants a base model can be trained on (``Config.tasks``), built by :func:`build_task`.
-#: ``arithmetic_hard`` has one more operation than ``arithmetic`` (a second difficulty);
+#: ``arithmetic_easy`` / ``arithmetic_hard`` have one operation less / more than ``arithmetic``
+#: (``num_ops``; a difficulty ladder);
 #: ``prontoqa_short`` (1 hop, 1 distractor, <= 135 chars) keeps documents short enough for
 #: a char model trained next to arithmetic.
-TASK_VARIANTS = ("arithmetic", "arithmetic_hard", "prontoqa", "prontoqa_short")
+TASK_VARIANTS = ("arithmetic_easy", "arithmetic", "arithmetic_hard", "prontoqa", "prontoqa_short")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,7 +94,9 @@ class Config:
     (``arithmetic_hard`` uses ``num_ops + 1``). ``save_steps`` also saves the params at those
     steps as separate base models ``<size>@<step>`` (intermediate training budgets).
     ``ckpt_every`` must be a multiple of ``log_every`` (a checkpoint closes a logging window),
-    and ``eval_every`` a multiple of ``log_every``.
+    and ``eval_every`` a multiple of ``log_every``. ``pack`` packs whole training documents
+    (shuffled) into rows of ``max_len`` tokens (:func:`pack_documents`), so ``batch_size``
+    counts rows of several documents; without it every row is one padded document.
     """
 
     sizes: tuple[str, ...] = ("tiny",)
@@ -121,6 +125,7 @@ class Config:
     train_loss_max: float = 0.9
     eval_gap_max: float = 0.1
     save_steps: tuple[int, ...] = ()
+    pack: bool = False
     seed: int = 0
 
     def __post_init__(self):
@@ -169,12 +174,17 @@ class Config:
 
 
 def smoke() -> Config:
-    """CI-sized: a ~0.02M model, 40 steps, seconds on 2 cores (numbers meaningless).
+    """CI-sized: a ~0.02M model on packed 2- and 3-step arithmetic, 40 steps (params also kept at
+    step 20 as ``micro@20``), seconds on 2 cores (numbers meaningless). The base model of the
+    LM experiments' smoke presets.
 
     ``sharpen run lm_pretrain --preset smoke``; feeds ``figures/fig_pretrain_loss.py``.
     """
     return Config(
         sizes=("micro",),
+        tasks=("arithmetic", "arithmetic_hard"),
+        pack=True,
+        save_steps=(20,),
         num_train_docs=256,
         num_eval_docs=32,
         batch_size=16,
@@ -192,29 +202,24 @@ def smoke() -> Config:
 
 
 def quick() -> Config:
-    """``sharpen run lm_pretrain``: one ~0.22M-param model ("tiny") on 2-step arithmetic
-    (``no_branch`` corpus: the ideal model's greedy answer = ``y*`` = correct), 1200 steps of 32
-    documents. The usable-base-model preset of issue 5: a few minutes on 2 cores (measured time in
-    paper_repro.md and the run's ``timing.json``); the earlier 1500-step version reached greedy
-    accuracy 0.73 on held-out prompts.
+    """``sharpen run lm_pretrain``: one ~0.22M-param model ("tiny") on the mixture of 2-step
+    arithmetic, 3-step arithmetic and short ProntoQA in the ``default`` corpus regime (``y*`` =
+    the correct chain, but char-level greedy ≠ ``y*``: the regime where BoN by log-likelihood
+    can beat greedy), documents packed into 192-token rows, 1200 steps of 16 rows (about 2.4
+    documents per row). The params after 400 and 800 steps are kept as the extra base models
+    ``tiny@400`` / ``tiny@800`` (the training-budget rows of ``lm_inference``). The base model of
+    the ``lm_inference`` / ``lm_sft`` / ``lm_rlhf`` quick presets; runtime in paper_repro.md and
+    the run's ``timing.json``.
 
-    Feeds ``figures/fig_pretrain_loss.py``; the base model of ``lm_sft`` / ``lm_rlhf`` quick.
-    """
-    return Config(steps=1200)
-
-
-def grid() -> Config:
-    """``sharpen run lm_pretrain --preset grid``: one ~0.22M-param model ("tiny") trained on a
-    mixture of 2-step arithmetic, 3-step arithmetic and short ProntoQA (``no_branch`` corpus),
-    1200 steps of 32 documents (144 positions each); the params after 400 and 800 steps are kept
-    as the extra base models ``tiny@400`` / ``tiny@800`` (the training-budget rows of
-    ``experiments/lm_inference.py``, which trains this preset when no sibling run holds them).
-    About 3x the cost per step of ``quick`` (3x longer documents).
+    Feeds ``figures/fig_pretrain_loss.py``.
     """
     return Config(
         tasks=("arithmetic", "arithmetic_hard", "prontoqa_short"),
+        corpus="default",
         num_train_docs=30000,
         max_len=192,
+        pack=True,
+        batch_size=16,
         steps=1200,
         save_steps=(400, 800),
     )
@@ -251,7 +256,7 @@ def full() -> Config:
     )
 
 
-PRESETS = {"smoke": smoke, "quick": quick, "grid": grid, "full": full}
+PRESETS = {"smoke": smoke, "quick": quick, "full": full}
 
 
 # ----------------------------------------------------------------------------- building blocks
@@ -265,6 +270,8 @@ def build_task(cfg: Config, name: str | None = None):
         return get_task("arithmetic", num_ops=cfg.num_ops, **arith)
     if name == "arithmetic_hard":
         return get_task("arithmetic", num_ops=cfg.num_ops + 1, **arith)
+    if name == "arithmetic_easy":
+        return get_task("arithmetic", num_ops=max(cfg.num_ops - 1, 1), **arith)
     if name == "prontoqa_short":
         return get_task("prontoqa", num_hops=1, num_distractors=1)
     if name == "prontoqa":
@@ -326,10 +333,51 @@ class Data:
         self.train = T.encode_pairs(
             self.tokenizer, pairs(train_docs), seq_len=self.seq_len, loss_on="all"
         )
+        if cfg.pack:
+            order = np.random.default_rng(cfg.seed).permutation(len(train_docs))
+            self.train = pack_documents(T.take(self.train, order), cfg.max_len)
+        self.train_len = self.train.tokens.shape[1]
         self.eval = T.encode_pairs(
             self.tokenizer, pairs(eval_docs), seq_len=self.seq_len, loss_on="all"
         )
         self.ideal = self.ideal_by_task[cfg.tasks[0]]
+
+
+def pack_documents(docs: T.Batch, width: int) -> T.Batch:
+    """Pack one-document rows (``encode_pairs`` layout, left-aligned) into rows of ``width``.
+
+    Documents, in order, are appended to the current row while they fit in ``width`` tokens, else a
+    new row starts (no document is split, so every document keeps its ``<bos>`` and its loss
+    targets; a row's unused tail stays padding). Attention is not reset between the documents
+    of a row (plain causal packing as in GPT-2 pretraining): a later document may attend to
+    earlier ones, while each row's first document sees no context, exactly as at inference.
+    """
+    tokens, key_mask, loss_mask = (np.asarray(a) for a in docs)
+    lengths = key_mask.sum(axis=1)
+    if width < lengths.max():
+        raise ValueError(f"width={width} is below the longest document ({lengths.max()} tokens)")
+    rows: list[list[int]] = [[]]
+    used = 0
+    for i, n in enumerate(lengths):
+        if rows[-1] and used + n > width:
+            rows.append([])
+            used = 0
+        rows[-1].append(i)
+        used += n
+    pad = tokens[~key_mask].flat[0] if (~key_mask).any() else 0
+    out = T.Batch(
+        np.full((len(rows), width), pad, tokens.dtype),
+        np.zeros((len(rows), width), bool),
+        np.zeros((len(rows), width), bool),
+    )
+    for r, members in enumerate(rows):
+        at = 0
+        for j in members:
+            n = int(lengths[j])
+            for dst, src in zip(out, (tokens, key_mask, loss_mask), strict=True):
+                dst[r, at : at + n] = src[j, :n]
+            at += n
+    return out
 
 
 def _jnp(batch: T.Batch) -> T.Batch:
@@ -396,7 +444,7 @@ def train_model(
         eval_batch = _jnp(data.eval)
         n = len(data.train.tokens)
         window: list[jax.Array] = []
-        tokens_per_step = cfg.batch_size * data.seq_len
+        tokens_per_step = cfg.batch_size * data.train_len
         t0, compile_s = time.perf_counter(), math.nan
         bar = tqdm(total=cfg.steps, initial=start, desc=f"{NAME} {size}", leave=False)
         for step in range(start, cfg.steps):
@@ -497,6 +545,61 @@ def load_pretrained(run_dir: str | Path, size: str | None = None):
     with ocp.StandardCheckpointer() as ckptr:
         params = ckptr.restore((folder / "params").resolve(), abstract)
     return lm_cfg, params, CharTokenizer.load(run_dir / "tokenizer.json")
+
+
+def stored_config(run_dir: str | Path) -> Config:
+    """The :class:`Config` a finished run wrote to ``<run_dir>/config.json``."""
+    stored = io.read_json(Path(run_dir) / "config.json")
+    fields = {f.name for f in dataclasses.fields(Config)}
+    return Config(
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in stored.items() if k in fields}
+    )
+
+
+def holds(run_dir: str | Path, models: Sequence[str], tasks: Sequence[str]) -> bool:
+    """Whether ``run_dir`` is a finished run with every model of ``models`` trained on ``tasks``."""
+    run_dir = Path(run_dir)
+    return (
+        (run_dir / "config.json").is_file()
+        and all((run_dir / "models" / m / "model.json").is_file() for m in models)
+        and set(tasks) <= set(stored_config(run_dir).tasks)
+    )
+
+
+def find_or_train(
+    models: Sequence[str], tasks: Sequence[str], out_dir: Path, *, pretrain_dir: str, preset: str
+) -> Path:
+    """The ``lm_pretrain`` run folder the LM experiments take their char base models from.
+
+    ``pretrain_dir`` when given (it must hold ``models`` trained on ``tasks``); else the sibling
+    run ``<out_dir>/../lm_pretrain`` (``sharpen repro`` runs ``lm_pretrain`` first) or an
+    earlier ``<out_dir>/pretrain`` that holds them; else ``PRESETS[preset]`` is trained (or
+    resumed) into ``<out_dir>/pretrain``.
+
+    Raises:
+      FileNotFoundError: ``pretrain_dir`` lacks the models or tasks.
+      ValueError: unknown ``preset``, or a preset that does not produce ``models`` on ``tasks``.
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"pretrain_preset must be one of {sorted(PRESETS)}, got {preset!r}")
+    if pretrain_dir:
+        if not holds(pretrain_dir, models, tasks):
+            raise FileNotFoundError(
+                f"pretrain_dir {pretrain_dir} holds no models {list(models)} trained on "
+                f"{list(tasks)}"
+            )
+        return Path(pretrain_dir)
+    for path in (Path(out_dir).parent / NAME, Path(out_dir) / "pretrain"):
+        if holds(path, models, tasks):
+            return path
+    path = Path(out_dir) / "pretrain"
+    run(PRESETS[preset](), path)
+    if not holds(path, models, tasks):
+        raise ValueError(
+            f"lm_pretrain preset {preset!r} did not produce the models {list(models)} on "
+            f"{list(tasks)} (see {path / 'models'})"
+        )
+    return path
 
 
 def accuracy_unit(cfg: Config, size: str, data: Data, out_dir: Path) -> pd.DataFrame:

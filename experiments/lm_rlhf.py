@@ -36,8 +36,17 @@ Run folder (``<out>/``)::
 
 Base model: ``pretrain_dir``; else the sibling ``<out>/../lm_pretrain`` when it holds ``model``
 trained on ``task``; else ``lm_pretrain``'s ``pretrain_preset`` is trained into ``<out>/pretrain``.
+Real base models: ``smollm2`` (SmolLM2-135M-Instruct) or ``model_dir`` (a local Hugging Face
+GPT-2 / Llama / Qwen2 checkpoint) on one task, ``gym_tasks=<name>`` or ``data_file`` (local
+GSM8K / MATH JSONL, ``data_format``), with the 1-shot prompts of ``experiments/lm_real.py``; the
+eval and training prompts are its disjoint held-out splits (:func:`lm_real.real_splits`).
+Scale limit: every training method here is *full* fine-tuning (AdamW state for all weights) and
+the evaluation samples and scores all eval prompts in one call (logits ``[P x S, L, V]``), so a
+49k-vocabulary 135M model fits 2 CPU cores only at toy sizes (a few eval prompts, m ~ 16);
+the path is tested on a tiny random Llama checkpoint, and no SmolLM2 run is reported.
 
-Command: ``sharpen run lm_rlhf [--preset smoke|quick|full]``; feeds ``figures/fig_lm_rlhf.py``.
+Command: ``sharpen run lm_rlhf [--preset smoke|quick|full] [--set model_dir=DIR
+data_file=FILE data_format=gsm8k]``; feeds ``figures/fig_lm_rlhf.py``.
 """
 
 from __future__ import annotations
@@ -46,7 +55,6 @@ import dataclasses
 import functools
 import itertools
 import math
-from collections.abc import Callable
 from pathlib import Path
 
 import jax
@@ -54,7 +62,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from experiments import io
+from experiments import io, lm_real
 from experiments import lm_pretrain as lmp
 from experiments.registry import ExperimentSpec, register
 from sharpen.lm import power_sampling, sampler
@@ -80,12 +88,20 @@ class Config:
     a multiple of ``xpo_rounds``. ``beta`` is the KL coefficient of Eq. 8 / DPO / XPO
     (``pi*_beta ∝ pi_base^(1 + 1/beta)``), ``xpo_alpha`` the optimism weight, ``xpo_loss_weight``
     the weight ``w`` of the squared loss in Algorithm 1 (THEORY §8 item 2).
+
+    ``smollm2`` or ``model_dir`` replaces the char model (``model``, ``task``, ``pretrain_*``
+    unused) by a real one on exactly one task: one of ``gym_tasks`` or ``data_file``.
     """
 
     pretrain_dir: str = ""
     pretrain_preset: str = "quick"
     model: str = "tiny"
     task: str = "arithmetic"
+    smollm2: bool = False
+    model_dir: str = ""
+    gym_tasks: tuple[str, ...] = ()
+    data_file: str = ""
+    data_format: str = "gsm8k"
     budget: int = 256
     bon_n: int = 4
     num_train_prompts: int = 256
@@ -106,8 +122,22 @@ class Config:
     seed: int = 0
 
     def __post_init__(self):
-        if self.pretrain_preset not in PRETRAIN_PRESETS:
-            raise ValueError(f"pretrain_preset must be one of {sorted(PRETRAIN_PRESETS)}, "
+        if self.smollm2 and self.model_dir:
+            raise ValueError(f"smollm2 and model_dir each name a base model; set one "
+                             f"(model_dir={self.model_dir!r})")  # fmt: skip
+        if self.data_format not in lm_real.DATA_FORMATS:
+            raise ValueError(f"data_format must be one of {lm_real.DATA_FORMATS}, "
+                             f"got {self.data_format!r}")  # fmt: skip
+        num_real_tasks = len(self.gym_tasks) + bool(self.data_file)
+        if self.real and num_real_tasks != 1:
+            raise ValueError(f"a real base model needs exactly one task: one of gym_tasks "
+                             f"or data_file, got gym_tasks={self.gym_tasks}, "
+                             f"data_file={self.data_file!r}")  # fmt: skip
+        if not self.real and num_real_tasks:
+            raise ValueError(f"gym_tasks={self.gym_tasks} / data_file={self.data_file!r} need a "
+                             "real base model: set smollm2 or model_dir")  # fmt: skip
+        if self.pretrain_preset not in lmp.PRESETS:
+            raise ValueError(f"pretrain_preset must be one of {sorted(lmp.PRESETS)}, "
                              f"got {self.pretrain_preset!r}")  # fmt: skip
         if self.task not in lmp.TASK_VARIANTS:
             raise ValueError(f"task must be one of {lmp.TASK_VARIANTS}, got {self.task!r}")
@@ -128,20 +158,14 @@ class Config:
             raise ValueError(f"power_alphas must be > 1 and power_steps >= 0, got "
                              f"{self.power_alphas}, {self.power_steps}")  # fmt: skip
 
+    @property
+    def real(self) -> bool:
+        """Whether the base model is SmolLM2 or a Hugging Face checkpoint (not a char model)."""
+        return bool(self.smollm2 or self.model_dir)
+
     def methods(self) -> tuple[str, ...]:
         power = tuple(f"power_a={a:g}" for a in self.power_alphas)
         return ("base", "bon", *power, *TRAIN_METHODS)
-
-
-def _smoke_pretrain() -> lmp.Config:
-    return dataclasses.replace(lmp.smoke(), tasks=("arithmetic",))
-
-
-PRETRAIN_PRESETS: dict[str, Callable[[], lmp.Config]] = {
-    "smoke": _smoke_pretrain,
-    "quick": lmp.quick,
-    "full": lmp.full,
-}
 
 
 def smoke() -> Config:
@@ -157,14 +181,12 @@ def smoke() -> Config:
 
 
 def quick() -> Config:
-    """``sharpen run lm_rlhf``: the quick ``lm_pretrain`` tiny model on 2-step arithmetic,
-    m = 256 responses per training method, 48 steps of 16, 64 held-out prompts x 4 outputs,
-    power sampling alpha in {2, 4} with 8 MH moves. Feeds ``figures/fig_lm_rlhf.py``.
-
-    Measured: 279 s wall (model ``tiny@400``, the pretraining run reused) on 2 cores shared with
-    other jobs (load ~8), compilation included; expect less on idle cores.
+    """``sharpen run lm_rlhf``: the ``lm_pretrain`` quick run's ``tiny@800`` (as ``lm_sft``
+    quick) on 2-step arithmetic, m = 256 responses per training method, 48 steps of 16, 64
+    held-out prompts x 4 outputs, power sampling alpha in {2, 4} with 8 MH moves. Runtime:
+    paper_repro.md. Feeds ``figures/fig_lm_rlhf.py``.
     """
-    return Config()
+    return Config(model="tiny@800")
 
 
 def full() -> Config:
@@ -184,43 +206,37 @@ PRESETS = {"smoke": smoke, "quick": quick, "full": full}
 # ----------------------------------------------------------------------------- setup
 
 
-def _pretrain_config(run_dir: Path) -> lmp.Config:
-    stored = io.read_json(run_dir / "config.json")
-    fields = {f.name for f in dataclasses.fields(lmp.Config)}
-    return lmp.Config(**{k: tuple(v) if isinstance(v, list) else v
-                         for k, v in stored.items() if k in fields})  # fmt: skip
-
-
-def _usable(path: Path, cfg: Config) -> bool:
-    return (
-        (path / "config.json").is_file()
-        and (path / "models" / cfg.model / "model.json").is_file()
-        and cfg.task in _pretrain_config(path).tasks
+def resolve_pretrain(cfg: Config, out_dir: Path) -> Path:
+    """The ``lm_pretrain`` run holding ``cfg.model`` trained on ``cfg.task`` (:func:`lmp.find_or_train`)."""
+    return lmp.find_or_train(
+        (cfg.model,),
+        (cfg.task,),
+        out_dir,
+        pretrain_dir=cfg.pretrain_dir,
+        preset=cfg.pretrain_preset,
     )
 
 
-def resolve_pretrain(cfg: Config, out_dir: Path) -> Path:
-    """The ``lm_pretrain`` run holding ``cfg.model`` trained on ``cfg.task`` (trained if absent)."""
-    if cfg.pretrain_dir:
-        path = Path(cfg.pretrain_dir)
-        if not _usable(path, cfg):
-            raise FileNotFoundError(f"pretrain_dir {path} has no model {cfg.model!r} on {cfg.task}")
-        return path
-    for path in (Path(out_dir).parent / lmp.NAME, Path(out_dir) / "pretrain"):
-        if _usable(path, cfg):
-            return path
-    path = Path(out_dir) / "pretrain"
-    lmp.run(PRETRAIN_PRESETS[cfg.pretrain_preset](), path)
-    if not _usable(path, cfg):
-        raise ValueError(f"lm_pretrain preset {cfg.pretrain_preset!r} gave no model {cfg.model!r}")
-    return path
-
-
 class Setup:
-    """Base model, task, held-out eval prompts and the training-prompt pool (encoded, one width)."""
+    """Base model, task, held-out eval prompts and the training-prompt pool (encoded, one width).
 
-    def __init__(self, cfg: Config, pre_dir: Path):
-        pre = _pretrain_config(pre_dir)
+    ``pre_dir`` is the ``lm_pretrain`` run of a char model; ``None`` for a real model, whose
+    prompts are the held-out splits of :func:`lm_real.real_splits`.
+    """
+
+    def __init__(self, cfg: Config, pre_dir: Path | None):
+        if pre_dir is None:
+            ev, tr = self._real(cfg)
+        else:
+            ev, tr = self._char(cfg, pre_dir)
+        width = max(map(len, ev + tr))
+        self.eval_batch = left_pad(ev, pad_id=self.tok.pad_id, bucket=16, min_length=width)
+        self.train_batch = left_pad(tr, pad_id=self.tok.pad_id, bucket=16, min_length=width)
+        self.prompt_len = self.eval_batch.tokens.shape[1]
+        self.max_new_tokens = cfg.max_new_tokens
+
+    def _char(self, cfg: Config, pre_dir: Path) -> tuple[list, list]:
+        pre = lmp.stored_config(pre_dir)
         self.lm_cfg, self.params, self.tok = lmp.load_pretrained(pre_dir, cfg.model)
         self.task = lmp.build_task(pre, cfg.task)
         per_task = pre.num_eval_docs // len(pre.tasks)
@@ -232,14 +248,19 @@ class Setup:
         pool = [e for e in self.task.examples(2 * cfg.num_train_prompts + len(held),
                                               seed=pre.seed + 7919) if e.prompt not in held]  # fmt: skip
         self.train_examples = pool[: cfg.num_train_prompts]
-        bos = [self.tok.bos_id] if self.tok.bos_id is not None else []
-        enc = lambda es: [bos + list(self.tok.encode(self.task.format_prompt(e))) for e in es]  # noqa: E731
-        ev, tr = enc(self.eval_examples), enc(self.train_examples)
-        width = max(map(len, ev + tr))
-        self.eval_batch = left_pad(ev, pad_id=self.tok.pad_id, bucket=16, min_length=width)
-        self.train_batch = left_pad(tr, pad_id=self.tok.pad_id, bucket=16, min_length=width)
-        self.prompt_len = self.eval_batch.tokens.shape[1]
-        self.max_new_tokens = cfg.max_new_tokens
+        enc = lambda es: lm_real.encode_prompts(self.tok, [self.task.format_prompt(e) for e in es])  # noqa: E731
+        return enc(self.eval_examples), enc(self.train_examples)
+
+    def _real(self, cfg: Config) -> tuple[list, list]:
+        model = lm_real.load_real_model(smollm2=cfg.smollm2, model_dir=cfg.model_dir)
+        self.lm_cfg, self.params, self.tok = model.lm_cfg, model.params, model.tokenizer
+        ((ev, tr),) = lm_real.real_splits(
+            model, gym_tasks=cfg.gym_tasks, data_file=cfg.data_file, data_format=cfg.data_format,
+            num_eval=cfg.eval_prompts, num_train=cfg.num_train_prompts, seed=cfg.seed,
+        )  # fmt: skip
+        self.task, self.eval_examples, self.train_examples = ev.task, ev.examples, tr.examples
+        enc = functools.partial(lm_real.encode_prompts, self.tok)
+        return enc(ev.prompts), enc(tr.prompts)
 
     def gen(self, params, tokens, mask, *, key, num_samples, greedy=False):
         return sampler.generate(
@@ -477,8 +498,11 @@ def summary_rows(cfg: Config, metrics: pd.DataFrame) -> list[dict]:
 
 def run(cfg: Config, out_dir: Path) -> None:
     """Write the run folder of the module docstring (resumable per (seed, method) unit)."""
+    if cfg.real:
+        lm_real.check_real_inputs(model_dir=cfg.model_dir, data_file=cfg.data_file,
+                                  data_format=cfg.data_format, gym_tasks=cfg.gym_tasks)  # fmt: skip
     out_dir = io.prepare_run_dir(out_dir, cfg, experiment=NAME)
-    pre_dir = resolve_pretrain(cfg, out_dir)
+    pre_dir = None if cfg.real else resolve_pretrain(cfg, out_dir)
     setup: list[Setup] = []
 
     def get_setup() -> Setup:
@@ -503,7 +527,5 @@ SPEC = register(
         title="LM RLHF-Sharpening (Eq. 8, DPO, XPO) vs SFT at equal budget; BoN / power sampling",
         presets=PRESETS,
         run=run,
-        # Opt-in until the quick preset fits the repro budget on 2 cores (issue 6).
-        in_default_repro=False,
     )
 )

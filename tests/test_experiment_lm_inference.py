@@ -4,7 +4,6 @@ pipeline on a tiny random Hugging Face checkpoint + a local GSM8K-format JSONL f
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ from experiments import io
 from experiments import lm_inference as lmi
 from sharpen import selection
 from sharpen.lm.scorer import score
-from tests import run_contract
+from tests import run_contract, tiny_hf
 
 _FILES = ("config.json", "samples.csv", "greedy.csv", "metrics.csv", "summary.csv")
 pytestmark = pytest.mark.slow
@@ -89,53 +88,10 @@ def test_unknown_gym_task_is_a_value_error(tmp_path):
 
 # ----------------------------------------------------------------------------- HF checkpoint
 
-_GSM8K = [
-    ("Tom has 3 apples and buys 2 more. How many apples?", "3+2=5\n#### 5"),
-    ("A box holds 4 pens. How many pens in 2 boxes?", "4*2=8\n#### 8"),
-    ("Sam had 9 cards and lost 4. How many are left?", "9-4=5\n#### 5"),
-    ("Ann reads 6 pages a day. How many pages in 3 days?", "6*3=18\n#### 18"),
-    ("There are 7 birds and 5 fly away. How many stay?", "7-5=2\n#### 2"),
-]
-
-
-def _tiny_llama(directory):
-    """A random 2-layer Llama saved with save_pretrained + a word-level tokenizer.json."""
-    tokenizers = pytest.importorskip("tokenizers")
-    transformers = pytest.importorskip("transformers")
-    torch = pytest.importorskip("torch")
-    chars = sorted(set("".join(q + a for q, a in _GSM8K) + "QA:Answer #\n"))
-    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2, **{c: i + 3 for i, c in enumerate(chars)}}
-    tok = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = tokenizers.pre_tokenizers.Split(
-        tokenizers.Regex(r"[\s\S]"), behavior="isolated"
-    )
-    tok.decoder = tokenizers.decoders.Fuse()
-    directory.mkdir()
-    tok.save(str(directory / "tokenizer.json"))
-    (directory / "tokenizer_config.json").write_text(
-        json.dumps({"eos_token": "</s>", "bos_token": "<s>", "add_bos_token": True})
-    )
-    config = transformers.LlamaConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        bos_token_id=1,
-        eos_token_id=2,
-        tie_word_embeddings=False,
-    )
-    torch.manual_seed(0)
-    transformers.LlamaForCausalLM(config).save_pretrained(directory)
-
 
 def test_hf_checkpoint_and_jsonl_pipeline(tmp_path):
-    model_dir = tmp_path / "tiny-llama"
-    _tiny_llama(model_dir)
-    data = tmp_path / "gsm8k.jsonl"
-    data.write_text("".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in _GSM8K))
+    model_dir = tiny_hf.tiny_llama(tmp_path / "tiny-llama")
+    data = tiny_hf.write_gsm8k(tmp_path / "gsm8k.jsonl")
     cfg = dataclasses.replace(
         lmi.smoke(),
         char_models=(),
@@ -150,7 +106,7 @@ def test_hf_checkpoint_and_jsonl_pipeline(tmp_path):
     lmi.run(cfg, out)
     samples, greedy, _ = _assert_contract(out)
     assert set(samples["model"]) == {"tiny-llama"} and set(samples["task"]) == {"gsm8k"}
-    assert len(greedy) == len(_GSM8K) - 1  # record 0 is the 1-shot demonstration
+    assert len(greedy) == len(tiny_hf.GSM8K) - 1  # record 0 is the 1-shot demonstration
     # Redraw seed 0 (same key: identical responses, checked by their lengths) and score the
     # responses independently with sharpen.lm.score (a full forward, no KV cache).
     model = lmi.load_hf_model(str(model_dir))
@@ -166,3 +122,26 @@ def test_hf_checkpoint_and_jsonl_pipeline(tmp_path):
         seed0["sum_logprob"].to_numpy(), np.asarray(got.sum_logprob).ravel(), rtol=1e-5, atol=1e-4
     )
     np.testing.assert_array_equal(seed0["num_tokens"].to_numpy(), draws.lengths.ravel())
+
+
+def test_two_devices_draw_the_same_samples(smoke_run, tmp_path):
+    """The grid on 2 (virtual CPU) devices: prompt chunks split over the ``"data"`` axis give the
+    same responses as on 1 device (chunks of 8 prompts divide evenly; per-row maths unchanged)."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "lm_inference"
+    code = (
+        "import dataclasses, jax; from experiments import lm_inference as lmi; "
+        "assert jax.device_count() == 2, jax.devices(); "
+        f"lmi.run(dataclasses.replace(lmi.smoke(), pretrain_dir={str(smoke_run / 'pretrain')!r}), "
+        f"__import__('pathlib').Path({str(out)!r}))"
+    )
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=600)
+    one, two = selection.read_samples(smoke_run), selection.read_samples(out)
+    for column in ("prompt_id", "sample", "num_tokens", "answer", "correct"):
+        assert (one[column] == two[column]).all(), column
+    # Split batches may block the matmuls differently: float32 rounding only.
+    np.testing.assert_allclose(one["sum_logprob"], two["sum_logprob"], atol=1e-4, rtol=0)

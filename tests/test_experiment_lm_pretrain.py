@@ -44,7 +44,9 @@ def test_smoke_writes_the_run_contract(smoke_run):
 
 
 def test_load_pretrained_round_trip(smoke_run):
-    cfg, params, tok = lmp.load_pretrained(smoke_run)
+    with pytest.raises(ValueError, match="size must be given"):  # micro and micro@20
+        lmp.load_pretrained(smoke_run)
+    cfg, params, tok = lmp.load_pretrained(smoke_run, "micro")
     assert cfg.vocab_size == tok.vocab_size and cfg.arch == "llama"
     tokens = np.asarray([[tok.bos_id, *tok.encode("Q: 2+3\n")]], np.int32)
     assert forward(params, tokens, cfg=cfg).shape == (1, tokens.shape[1], cfg.vocab_size)
@@ -68,9 +70,10 @@ def test_killed_run_resumes_to_identical_outputs_and_params(smoke_run, tmp_path)
     lmp.run(lmp.smoke(), out)
     for name in _FILES[1:]:
         assert (out / name).read_bytes() == (smoke_run / name).read_bytes(), name
-    _, resumed, _ = lmp.load_pretrained(out)
-    _, reference, _ = lmp.load_pretrained(smoke_run)
-    jax.tree.map(np.testing.assert_array_equal, resumed, reference)
+    for name in ("micro", "micro@20"):
+        _, resumed, _ = lmp.load_pretrained(out, name)
+        _, reference, _ = lmp.load_pretrained(smoke_run, name)
+        jax.tree.map(np.testing.assert_array_equal, resumed, reference)
 
 
 @pytest.mark.parametrize(
@@ -98,3 +101,22 @@ def test_figure_is_written(smoke_run, tmp_path):
     paths = fig_pretrain_loss.make(smoke_run.parent, tmp_path / "figs")
     assert paths == [tmp_path / "figs" / "fig_pretrain_loss.png"]
     assert paths[0].stat().st_size > 0
+
+
+def test_pack_documents_keeps_every_document_whole_and_in_order():
+    docs = lmp.T.Batch(
+        np.array([[1, 5, 6, 2, 0, 0], [1, 7, 2, 0, 0, 0], [1, 8, 9, 9, 9, 2], [1, 3, 2, 0, 0, 0]]),
+        np.array([[1, 1, 1, 1, 0, 0], [1, 1, 1, 0, 0, 0], [1] * 6, [1, 1, 1, 0, 0, 0]], bool),
+        np.array([[0, 1, 1, 1, 0, 0], [0, 1, 1, 0, 0, 0], [0] + [1] * 5, [0, 1, 1, 0, 0, 0]], bool),
+    )
+    packed = lmp.pack_documents(docs, 8)
+    # Greedy fill: docs 0+1 (4 + 3 = 7 <= 8), doc 2 alone (6; 6 + 3 > 8), doc 3.
+    np.testing.assert_array_equal(
+        packed.tokens,
+        [[1, 5, 6, 2, 1, 7, 2, 0], [1, 8, 9, 9, 9, 2, 0, 0], [1, 3, 2, 0, 0, 0, 0, 0]],
+    )
+    assert packed.key_mask.sum() == docs.key_mask.sum()
+    assert packed.loss_mask.sum() == docs.loss_mask.sum()
+    assert not packed.loss_mask[packed.tokens == 1].any()  # <bos> is never a target
+    with pytest.raises(ValueError, match="width"):
+        lmp.pack_documents(docs, 5)

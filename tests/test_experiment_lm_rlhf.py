@@ -8,7 +8,7 @@ import pytest
 
 from experiments import io
 from experiments import lm_rlhf as lr
-from tests import run_contract
+from tests import run_contract, tiny_hf
 
 _FILES = ("config.json", "metrics.csv", "summary.csv")
 pytestmark = pytest.mark.slow
@@ -58,3 +58,63 @@ def test_resume_after_deleting_a_unit_gives_identical_bytes(smoke_run, tmp_path)
 def test_bad_config_names_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         dataclasses.replace(lr.smoke(), **{field: value})
+
+
+# ----------------------------------------------------------------------------- real models
+
+
+def test_hf_checkpoint_and_jsonl_pipeline(tmp_path):
+    """The tiny random Llama on the 5-record GSM8K file: 2 held-out eval, 2 training prompts."""
+    cfg = dataclasses.replace(
+        lr.smoke(),
+        model_dir=str(tiny_hf.tiny_llama(tmp_path / "tiny-llama")),
+        data_file=str(tiny_hf.write_gsm8k(tmp_path / "gsm8k.jsonl")),
+        budget=8,
+        num_train_prompts=2,
+        eval_prompts=2,
+        max_new_tokens=8,
+        xpo_rounds=1,
+        train_steps=2,
+        batch_size=2,
+        power_alphas=(2.0,),
+    )
+    out = tmp_path / "lm_rlhf"
+    lr.run(cfg, out)
+    for name in _FILES:
+        assert (out / name).is_file(), name
+    assert not (out / "pretrain").exists()
+    setup = lr.Setup(cfg, None)
+    eval_q = {e.prompt for e in setup.eval_examples}
+    train_q = {e.prompt for e in setup.train_examples}
+    assert len(eval_q) == 2 and len(train_q) == 2 and not eval_q & train_q
+    metrics = io.read_csv(out / "metrics.csv")
+    assert list(metrics["method"]) == list(cfg.methods())
+    for column in ("accuracy_t1", "base_loglik", "entropy", "decode_tokens"):
+        assert metrics[column].notna().all(), column
+    summary = io.read_csv(out / "summary.csv")
+    assert summary["measured"].notna().all()
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"data_format": "mmlu"}, "data_format"),
+        ({"smollm2": True, "model_dir": "m"}, "model_dir"),
+        ({"smollm2": True}, "gym_tasks"),
+        ({"smollm2": True, "gym_tasks": ("chain_sum",), "data_file": "x.jsonl"}, "data_file"),
+        ({"gym_tasks": ("chain_sum",)}, "gym_tasks"),
+    ],
+)
+def test_bad_real_model_config_names_the_field(changes, match):
+    with pytest.raises(ValueError, match=match):
+        dataclasses.replace(lr.smoke(), **changes)
+
+
+def test_missing_model_dir_or_data_file_is_named(tmp_path):
+    data = tiny_hf.write_gsm8k(tmp_path / "gsm8k.jsonl")
+    for changes, name in (
+        ({"model_dir": str(tmp_path / "no_model"), "data_file": str(data)}, "no_model"),
+        ({"smollm2": True, "data_file": str(tmp_path / "no_data.jsonl")}, "no_data"),
+    ):
+        with pytest.raises(FileNotFoundError, match=name):
+            lr.run(dataclasses.replace(lr.smoke(), **changes), tmp_path / "out")

@@ -11,12 +11,12 @@ import jax
 import numpy as np
 import pytest
 
-from experiments import io, lm_sft
+from experiments import io, lm_real, lm_sft
 from experiments import lm_pretrain as lmp
 from figures import fig_lm_sft
 from sharpen.lm.batching import left_pad
 from sharpen.lm.scorer import score
-from tests import run_contract
+from tests import run_contract, tiny_hf
 
 _FILES = (
     "config.json",
@@ -154,3 +154,84 @@ def test_missing_pretrain_dir_and_too_many_eval_prompts(tmp_path):
     tok = types.SimpleNamespace(bos_id=1, encode=lambda s: [3] * len(s))
     with pytest.raises(ValueError, match="num_eval_prompts"):
         lm_sft.build_cells(too_many, lmp.smoke(), tok)
+
+
+# ----------------------------------------------------------------------------- real models
+
+
+def _hf_config(tmp_path) -> lm_sft.Config:
+    """The tiny random Llama + the 5-record GSM8K file (1 demonstration, 2 eval, 2 training)."""
+    return dataclasses.replace(
+        lm_sft.smoke(),
+        model_dir=str(tiny_hf.tiny_llama(tmp_path / "tiny-llama")),
+        data_file=str(tiny_hf.write_gsm8k(tmp_path / "gsm8k.jsonl")),
+        num_train_prompts=2,
+        num_eval_prompts=2,
+        ns=(2,),
+        methods=("lora",),
+        batch_size=2,
+        epochs=2,
+        eval_every=1,
+        eval_samples=2,
+        max_new_tokens=12,
+    )
+
+
+@pytest.mark.slow
+def test_hf_checkpoint_and_jsonl_pipeline(tmp_path):
+    cfg = _hf_config(tmp_path)
+    out = tmp_path / "lm_sft"
+    lm_sft.run(cfg, out)
+    for name in _FILES:
+        assert (out / name).is_file(), name
+    assert (out / "units" / "ref_task=gsm8k.csv").is_file()
+    cell = lm_sft.build_real_cells(cfg, lm_real.load_hf_model(cfg.model_dir))[0]
+    eval_q = {e.prompt for e in cell.eval_examples}
+    train_q = {e.prompt for e in cell.train_examples}
+    assert len(eval_q) == 2 and len(train_q) == 2 and not eval_q & train_q
+    demo = tiny_hf.GSM8K[0][0]
+    assert demo not in eval_q | train_q
+    metrics = io.read_csv(out / "metrics.csv")
+    assert set(metrics["task"]) == {"gsm8k"} and len(metrics) == len(cfg.eval_steps())
+    for column in ("accuracy", "greedy_accuracy", "base_logprob", "loglik_lift", "entropy"):
+        assert metrics[column].notna().all(), column
+    summary = io.read_csv(out / "summary.csv")
+    # NaN by definition: the recovered fraction when BoN gains nothing, the % lift over a zero
+    # greedy accuracy (Table 1 rows); every other check has a number.
+    numeric = summary[~summary["quantity"].str.contains("fraction of the BoN|Table 1")]
+    assert len(numeric) == 4 and numeric["measured"].notna().all()
+    corpus = io.read_csv(out / "corpus.csv")
+    assert len(corpus) == cfg.num_train_prompts and (corpus["sum_logprob"] < 0).all()
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"data_format": "mmlu"}, "data_format"),
+        ({"smollm2": True, "model_dir": "m"}, "model_dir"),
+        ({"smollm2": True}, "gym_tasks or data_file"),
+        ({"data_file": "x.jsonl"}, "data_file"),
+        ({"smollm2": True, "gym_tasks": ("chain_sum", "chain_sum")}, "gym_tasks"),
+    ],
+)
+def test_bad_real_model_config_names_the_field(changes, match):
+    with pytest.raises(ValueError, match=match):
+        dataclasses.replace(lm_sft.smoke(), **changes)
+
+
+def test_missing_model_dir_or_data_file_is_named(tmp_path):
+    data = tiny_hf.write_gsm8k(tmp_path / "gsm8k.jsonl")
+    for changes, name in (
+        ({"model_dir": str(tmp_path / "no_model"), "data_file": str(data)}, "no_model"),
+        ({"smollm2": True, "data_file": str(tmp_path / "no_data.jsonl")}, "no_data"),
+    ):
+        with pytest.raises(FileNotFoundError, match=name):
+            lm_sft.run(dataclasses.replace(lm_sft.smoke(), **changes), tmp_path / "out")
+
+
+def test_smollm2_preset_is_opt_in_and_held_out():
+    cfg = lm_sft.smollm2()
+    assert (
+        cfg.real and cfg.cell_names() == ("gym:basic_arithmetic",) and "smollm2" in lm_sft.PRESETS
+    )
+    assert not lm_sft.quick().real

@@ -265,3 +265,23 @@ def test_bad_prompts(model, batch):
     generate(gpt_params, long.tokens, long.mask, **{**kw, "cfg": gpt_cfg})  # 60 + 4 fits
     # RoPE has no learned table: a Llama model may run past max_len.
     check_prompts(long.tokens, long.mask, cfg, 5)
+
+
+def test_stats_equal_the_scorer_and_leave_the_draws_unchanged():
+    """``generate(stats=True)``: entropy / self-certainty as ``score`` computes them, same draws."""
+    from sharpen.lm.scorer import score
+
+    cfg, params = tiny_model("llama")
+    batch = prompts([5, 2, 8])
+    kw = dict(cfg=cfg, key=jax.random.key(3), num_samples=4, max_new_tokens=10, eos_id=EOS,
+              pad_id=PAD)  # fmt: skip
+    plain = generate(params, batch.tokens, batch.mask, **kw)
+    out = generate(params, batch.tokens, batch.mask, stats=True, **kw)
+    assert plain.entropy is None and plain.self_certainty is None
+    np.testing.assert_array_equal(out.tokens, plain.tokens)
+    np.testing.assert_array_equal(out.base_logprobs, plain.base_logprobs)
+    scored = score(params, batch.tokens, batch.mask, out.tokens, out.lengths, cfg=cfg)
+    # fp32 sums of the same per-step values in a different association order (cf. test_lm_scorer).
+    np.testing.assert_allclose(out.entropy, scored.entropy, atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(out.self_certainty, scored.self_certainty, atol=1e-5, rtol=1e-5)
+    assert np.all(np.asarray(out.entropy) > 0)

@@ -214,6 +214,8 @@ def test_second_call_does_not_recompile():
         ({"batch_size": 2.5}, "batch_size"),
         ({"atol": -1.0}, "atol"),
         ({"atol": float("nan")}, "atol"),
+        ({"eos_id": 2}, "eos_id"),
+        ({"eos_id": 1, "pad_id": -1}, "pad_id"),
     ],
 )
 def test_validation_names_argument(kwargs, name):

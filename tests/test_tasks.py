@@ -317,3 +317,13 @@ def test_task_alphabet_covers_every_procedural_text():
 def test_example_is_hashable_by_prompt_answer_id():
     a = Example("q", "1", {"x": [1]}, "t/0/0")
     assert hash(a) == hash(Example("q", "1", {"y": 2}, "t/0/0"))
+
+
+def test_gym_flexible_extraction_reads_the_last_number():
+    strict, flexible = GymTask("chain_sum"), GymTask("chain_sum", flexible=True)
+    assert strict.extract_answer("4 + 1 = 5") is None
+    assert flexible.extract_answer("4 + 1 = 5") == "5"
+    assert flexible.extract_answer("4 + 1 = 5\nAnswer: 6") == "6"  # an Answer: line wins
+    assert flexible.extract_answer("no digits here") is None
+    assert flexible.extract_answer("2 + 2 = 4\nQ: 7 + 8") == "4"  # an invented next question is cut
+    assert hash(strict) != hash(flexible)

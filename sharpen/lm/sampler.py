@@ -69,6 +69,13 @@ class SampleOutput(NamedTuple):
       base_logprobs: ``[B, N, M]`` float32 ``log pi(y_t | x, y_<t)`` under the unmodified model
         at temperature 1 (the self-reward terms); 0 at padded steps.
       finished: ``[B, N]`` bool, true when the row emitted EOS.
+      entropy: ``[B, N]`` float32 mean per-token entropy ``H(pi(. | x, y_<t))`` (nats) of the
+        base model at ``T = 1`` over the response's tokens (EOS included; 0 for an empty
+        response), as :func:`sharpen.lm.scorer.score` computes it; ``None`` unless
+        ``generate(..., stats=True)``.
+      self_certainty: ``[B, N]`` float32 mean per-token ``KL(Uniform_V || pi(. | x, y_<t))``,
+        likewise (the self-certainty of Kang et al., 2025, as in the scorer); ``None`` unless
+        ``stats=True``.
     """
 
     tokens: jax.Array
@@ -76,6 +83,8 @@ class SampleOutput(NamedTuple):
     sample_logprobs: jax.Array
     base_logprobs: jax.Array
     finished: jax.Array
+    entropy: jax.Array | None = None
+    self_certainty: jax.Array | None = None
 
 
 class TextSamples(NamedTuple):
@@ -257,6 +266,7 @@ def repeat_cache(cache: KVCache, n: int) -> KVCache:
         "top_k",
         "use_top_p",
         "cache_len",
+        "stats",
     ),
 )
 def _generate_jit(
@@ -276,6 +286,7 @@ def _generate_jit(
     top_k,
     use_top_p,
     cache_len,
+    stats=False,
 ):
     batch, plen = prompt_BxP.shape
     n, m = num_samples, max_new_tokens
@@ -299,12 +310,18 @@ def _generate_jit(
     )
 
     def emit(i, logits_RxV, out):
-        tokens_RxM, slp_RxM, blp_RxM, lengths_R, finished_R = out
+        tokens_RxM, slp_RxM, blp_RxM, lengths_R, finished_R, ent_R, cert_R = out
         tok_R, slp_R, blp_R = choose(logits_RxV, jax.random.fold_in(key, i))
         live_R = ~finished_R
         tok_R = jnp.where(live_R, tok_R, pad_id)
         slp_R = jnp.where(live_R, slp_R, 0.0)
         blp_R = jnp.where(live_R, blp_R, 0.0)
+        if stats:  # the same float32 formulas as sharpen.lm.scorer
+            base_RxV = jax.nn.log_softmax(logits_RxV.astype(jnp.float32), axis=-1)
+            step_ent_R = -jnp.sum(jnp.exp(base_RxV) * base_RxV, axis=-1)
+            step_cert_R = -jnp.mean(base_RxV, axis=-1) - jnp.log(jnp.float32(base_RxV.shape[-1]))
+            ent_R = ent_R + jnp.where(live_R, step_ent_R, 0.0)
+            cert_R = cert_R + jnp.where(live_R, step_cert_R, 0.0)
         put = functools.partial(jax.lax.dynamic_update_index_in_dim, index=i, axis=1)
         out = (
             put(tokens_RxM, tok_R),
@@ -312,6 +329,8 @@ def _generate_jit(
             put(blp_RxM, blp_R),
             lengths_R + live_R.astype(jnp.int32),
             finished_R | (live_R & (tok_R == eos_id)),
+            ent_R,
+            cert_R,
         )
         return tok_R, out
 
@@ -322,6 +341,8 @@ def _generate_jit(
         zeros_RxM,
         jnp.zeros((rows,), jnp.int32),
         jnp.zeros((rows,), bool),
+        jnp.zeros((rows,), jnp.float32),
+        jnp.zeros((rows,), jnp.float32),
     )
 
     def cond(carry):
@@ -347,13 +368,17 @@ def _generate_jit(
 
     feed_R = repeat_rows(prompt_BxP[:, -1], n)
     _, _, _, out = jax.lax.while_loop(cond, body, (jnp.int32(0), feed_R, cache, out))
-    tokens_RxM, slp_RxM, blp_RxM, lengths_R, finished_R = out
+    tokens_RxM, slp_RxM, blp_RxM, lengths_R, finished_R, ent_R, cert_R = out
+    denom_R = jnp.maximum(lengths_R, 1).astype(jnp.float32)
+    per_token = lambda x_R: (x_R / denom_R).reshape(batch, n)  # noqa: E731
     return SampleOutput(
         tokens_RxM.reshape(batch, n, m),
         lengths_R.reshape(batch, n),
         slp_RxM.reshape(batch, n, m),
         blp_RxM.reshape(batch, n, m),
         finished_R.reshape(batch, n),
+        per_token(ent_R) if stats else None,
+        per_token(cert_R) if stats else None,
     )
 
 
@@ -372,6 +397,7 @@ def generate(
     top_k: int | None = None,
     top_p: float | None = None,
     greedy: bool = False,
+    stats: bool = False,
 ) -> SampleOutput:
     """Sample ``N`` responses of up to ``M`` tokens for each of ``B`` left-padded prompts.
 
@@ -395,10 +421,13 @@ def generate(
       top_k: ``1 <= k <= V`` or ``None`` (static).
       top_p: ``0 < p <= 1`` or ``None`` (value traced).
       greedy: argmax decoding (static); ties go to the lowest id.
+      stats: also return the per-response mean entropy and self-certainty of the base model
+        (static; one more pass over each step's ``[B * N, V]`` log-probs, which saves a
+        separate :func:`~sharpen.lm.scorer.score` pass over prompt + response).
 
     Returns:
       A :class:`SampleOutput` with ``[B, N, M]`` tokens and log-probs, ``[B, N]`` lengths and
-      finished flags.
+      finished flags (and ``[B, N]`` entropy / self-certainty when ``stats``).
 
     Raises:
       ValueError: naming the argument, for ``num_samples < 1``, ``max_new_tokens < 1``,
@@ -449,6 +478,7 @@ def generate(
         top_k=None if greedy else top_k,
         use_top_p=top_p is not None and not greedy,
         cache_len=bucket_length(plen + max_new_tokens, CACHE_MULTIPLE),
+        stats=bool(stats),
     )
 
 

@@ -7,7 +7,10 @@ for the answer on a final ``Answer: X`` line like every other task, and grades t
 ``X`` with the dataset's own ``score_answer(X, entry)``: correct iff the score is at least
 ``threshold`` (default 1.0, i.e. full credit; several datasets give partial credit, e.g.
 ``countdown`` scores a malformed answer 0.01 and the default scorer gives
-``len(oracle) / len(answer)`` when the oracle is a substring of a longer answer).
+``len(oracle) / len(answer)`` when the oracle is a substring of a longer answer). With
+``flexible=True`` a response without an ``Answer:`` line is read as its last number, like the
+"flexible-extract" filter of lm-evaluation-harness's GSM8K task (small instruct models often
+stop after ``14 + 18 = 32`` without restating the result).
 
 ``reasoning_gym`` is imported lazily, so :mod:`sharpen.tasks` works without it.
 """
@@ -19,7 +22,7 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sharpen.tasks.base import Example, Task, check_count
+from sharpen.tasks.base import _NUMBER, Example, Task, check_count, extract_answer_line
 
 
 def _gym():
@@ -35,6 +38,8 @@ class GymTask(Task):
     Args:
       name: the reasoning-gym dataset name (``reasoning_gym.factory.DATASETS``).
       threshold: minimum ``score_answer`` counted correct, in ``(0, 1]``.
+      flexible: when the response has no ``Answer:`` line, take its last number as the answer
+        (``None`` if it has none). Off by default: strict ``Answer:`` parsing.
       **config: dataset config fields passed to ``create_dataset`` (e.g. ``min_terms=2``).
 
     Raises:
@@ -45,9 +50,10 @@ class GymTask(Task):
 
     name: str
     threshold: float
+    flexible: bool
     config: Mapping[str, Any]
 
-    def __init__(self, name: str, *, threshold: float = 1.0, **config: Any):
+    def __init__(self, name: str, *, threshold: float = 1.0, flexible: bool = False, **config: Any):
         known = _gym().factory.DATASETS
         if name not in known:
             some = ", ".join(sorted(known)[:12])
@@ -56,10 +62,11 @@ class GymTask(Task):
             raise ValueError(f"threshold must be in (0, 1], got {threshold!r}")
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "threshold", float(threshold))
+        object.__setattr__(self, "flexible", bool(flexible))
         object.__setattr__(self, "config", dict(config))
 
     def __hash__(self) -> int:
-        return hash((self.name, self.threshold, tuple(sorted(self.config.items()))))
+        return hash((self.name, self.threshold, self.flexible, tuple(sorted(self.config.items()))))
 
     def _dataset(self, n: int, seed: int):
         return _gym().create_dataset(self.name, size=n, seed=seed, **self.config)
@@ -98,6 +105,14 @@ class GymTask(Task):
             lines.append(cot.rpartition("####")[0].strip() if "####" in cot else cot.strip())
         lines.append(f"Answer: {example.answer}")
         return "\n".join(lines)
+
+    def extract_answer(self, text: str) -> str | None:
+        """The ``Answer:`` line's content; with ``flexible``, else the response's last number."""
+        answer = extract_answer_line(text)
+        if answer is None and self.flexible:
+            numbers = _NUMBER.findall(text.split("\nQ:", 1)[0])
+            answer = numbers[-1] if numbers else None
+        return answer
 
     def score(self, answer: str | None, example: Example) -> float:
         """The dataset's own ``score_answer(answer, entry)`` in ``[0, 1]``."""
