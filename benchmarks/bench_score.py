@@ -3,9 +3,10 @@ transformers forward + ``log_softmax`` gather (issue 7).
 
 Identical weights as in ``bench_decode.py``. Work per call: ``B`` prompts of 32 tokens and
 ``B`` responses of 128 tokens (random ids, all real); output the per-token and summed response
-log-probs. Ours is the compiled ``_score_jit`` behind ``score`` (it also returns entropy and
-self-certainty, i.e. does *more* work than the peer); the peer runs the causal-LM forward
-under ``torch.inference_mode()`` on the concatenation, then ``log_softmax`` over the response
+log-probs. Ours is the compiled ``_score_jit`` behind ``score(..., stats=False)``: the same
+work as the peer (per-token and summed log-probs; entropy and self-certainty, which the default
+``stats=True`` adds, are skipped); the peer runs the causal-LM forward under
+``torch.inference_mode()`` on the concatenation, then ``log_softmax`` over the response
 positions and a gather.
 """
 
@@ -36,7 +37,7 @@ def ours_scorer(cfg, params, prompts, responses):
         jnp.asarray(responses),
         jnp.full((responses.shape[0],), responses.shape[1], jnp.int32),
     )
-    compiled, compile_s = H.compile_timed(_score_jit, *args, cfg=cfg, num_samples=1)
+    compiled, compile_s = H.compile_timed(_score_jit, *args, cfg=cfg, num_samples=1, stats=False)
 
     def run():
         out = compiled(*args)

@@ -8,7 +8,17 @@ import numpy as np
 import pytest
 
 from sharpen.lm.config import LMConfig
-from sharpen.lm.model import default_positions, forward, forward_cached, init_cache
+from sharpen.lm.model import (
+    _tied_head,
+    _tied_logits,
+    default_positions,
+    forward,
+    forward_cached,
+    hidden_states,
+    init_cache,
+    output_logits,
+    target_logprobs_from_logits,
+)
 from tests.tiny_lm import tiny_model
 
 ARCHS = ("gpt2", "llama")
@@ -129,3 +139,71 @@ def test_config_roundtrip_and_unknown_fields():
     assert hash(LMConfig.from_dict(cfg.to_dict())) == hash(cfg)
     with pytest.raises(ValueError, match="unknown LMConfig fields"):
         LMConfig.from_dict({**cfg.to_dict(), "n_expert": 2})
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_unrolled_layers_match_the_scan(arch):
+    """``hidden_states(unroll=True)`` (scoring) equals the scanned layers (training), values
+    and gradients, and ``output_logits`` of it equals :func:`forward`."""
+    cfg, params = tiny_model(arch)
+    tokens, mask = _left_padded_batch(cfg)
+    real = np.asarray(mask)
+
+    def loss(params, unroll):
+        h = hidden_states(params, tokens, cfg=cfg, key_mask_BxL=mask, unroll=unroll)
+        return jnp.sum(jnp.where(mask[:, :, None], h, 0.0) ** 2), h
+
+    (_, h_scan), g_scan = jax.value_and_grad(loss, has_aux=True)(params, False)
+    (_, h_unroll), g_unroll = jax.value_and_grad(loss, has_aux=True)(params, True)
+    # Final-norm outputs reach ~50 (tiny_model sharpens the norm scale): a few ulps relative.
+    np.testing.assert_allclose(
+        np.asarray(h_unroll)[real], np.asarray(h_scan)[real], atol=LOGIT_ATOL, rtol=1e-5
+    )
+    # fp32 reassociation only: relative-norm error of the whole gradient a few ulps (some
+    # leaves, e.g. the key bias, are exactly 0 in exact arithmetic and pure rounding here).
+    assert jax.tree.structure(g_unroll) == jax.tree.structure(g_scan)
+    flat_u, flat_s = (
+        jnp.concatenate([x.ravel() for x in jax.tree.leaves(g)]) for g in (g_unroll, g_scan)
+    )
+    assert float(jnp.linalg.norm(flat_u - flat_s) / jnp.linalg.norm(flat_s)) <= 1e-5
+    logits = output_logits(params, h_unroll, cfg=cfg)
+    full = forward(params, tokens, cfg=cfg, key_mask_BxL=mask)
+    np.testing.assert_allclose(
+        np.asarray(logits)[real], np.asarray(full)[real], atol=LOGIT_ATOL, rtol=0
+    )
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_tied_head_gradient_equals_autodiff(dtype):
+    """The tied head's hand-written backward pass equals autodiff of the plain product."""
+    kx, kt, kg = jax.random.split(jax.random.key(3), 3)
+    x = jax.random.normal(kx, (2, 5, 8)).astype(dtype)
+    table = jax.random.normal(kt, (11, 8)).astype(dtype)
+    g = jax.random.normal(kg, (2, 5, 11), jnp.float32)
+    out, vjp = jax.vjp(_tied_head, x, table)
+    ref_out, ref_vjp = jax.vjp(_tied_logits, x, table)
+    np.testing.assert_array_equal(out, ref_out)
+    for a, b in zip(vjp(g), ref_vjp(g), strict=True):
+        assert a.dtype == b.dtype == dtype
+        a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+        # A reassociated length-10 (or 11) sum: error relative to the terms' scale, not to a
+        # result that may cancel to ~0; for bf16 one rounding of the result.
+        tol = 1e-5 if dtype == jnp.float32 else 1e-2
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol * np.abs(b).max())
+
+
+def test_target_logprobs_from_logits_equal_log_softmax_gather():
+    """Values and gradients equal ``take_along_axis(log_softmax(z), y)``."""
+    logits = 3.0 * jax.random.normal(jax.random.key(0), (3, 4, 7))
+    targets = jax.random.randint(jax.random.key(1), (3, 4), 0, 7)
+
+    def ref(z):
+        return jnp.take_along_axis(jax.nn.log_softmax(z, -1), targets[..., None], -1)[..., 0]
+
+    np.testing.assert_allclose(
+        target_logprobs_from_logits(logits, targets), ref(logits), rtol=1e-6, atol=1e-6
+    )
+    weights = jax.random.normal(jax.random.key(2), (3, 4))
+    got = jax.grad(lambda z: jnp.sum(weights * target_logprobs_from_logits(z, targets)))(logits)
+    want = jax.grad(lambda z: jnp.sum(weights * ref(z)))(logits)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

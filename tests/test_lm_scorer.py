@@ -112,3 +112,17 @@ def test_gpt2_context_limit():
     response = np.zeros((1, 6), np.int32)
     with pytest.raises(ValueError, match=r"cfg\.max_len=64"):
         score(params, long.tokens, long.mask, response, np.array([5]), cfg=cfg)
+
+
+def test_stats_false_gives_the_same_logprobs(model, batch):
+    """``stats=False`` skips entropy and self-certainty (NaN) and keeps the log-probs."""
+    cfg, params = model
+    rng = np.random.default_rng(1)
+    responses = rng.integers(3, cfg.vocab_size, size=(3, 2, 6)).astype(np.int32)
+    lengths = np.array([[6, 3], [1, 0], [4, 5]], np.int32)
+    full = score(params, batch.tokens, batch.mask, responses, lengths, cfg=cfg)
+    lean = score(params, batch.tokens, batch.mask, responses, lengths, cfg=cfg, stats=False)
+    for field in ("sum_logprob", "mean_logprob", "token_logprobs"):
+        np.testing.assert_allclose(getattr(lean, field), getattr(full, field), atol=1e-6, rtol=0)
+    assert lean.entropy.shape == lean.self_certainty.shape == (3, 2)
+    assert np.isnan(lean.entropy).all() and np.isnan(lean.self_certainty).all()

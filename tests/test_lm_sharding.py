@@ -35,7 +35,7 @@ _SCRIPT = textwrap.dedent(
     import jax, jax.numpy as jnp, numpy as np
     jax.config.update("jax_numpy_rank_promotion", "raise")
     jax.config.update("jax_numpy_dtype_promotion", "strict")
-    from sharpen.lm import LMConfig, init_params
+    from sharpen.lm import LMConfig, forward, init_params
     from sharpen.lm import sampler, sharding, train
     from sharpen.lm.batching import encode_prompts
     from sharpen.lm.tokenizer import CharTokenizer
@@ -63,8 +63,8 @@ _SCRIPT = textwrap.dedent(
     ident = lambda x: x
     ref_params, ref_losses = run(
         lambda s, b: train.train_step(s, b, cfg=cfg, optimizer=opt), ident, ident)
-    ref_logits = np.asarray(train.forward(ref_params, data.tokens, cfg=cfg,
-                                          key_mask_BxL=data.key_mask))
+    ref_logits = np.asarray(forward(ref_params, data.tokens, cfg=cfg,
+                                    key_mask_BxL=data.key_mask))
     prompts = encode_prompts(tok, [p for p, _ in pairs[:8]], cfg=cfg, bucket=8)
 
     def sample(params, tokens, mask):

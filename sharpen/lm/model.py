@@ -4,7 +4,12 @@ The network is a Flax Linen module (:class:`Transformer`), but nothing outside t
 the module: samplers, scorers and losses call :func:`forward` / :func:`forward_cached`, pure
 functions of ``(params, tokens, ...)`` with the :class:`~sharpen.lm.config.LMConfig` as a
 static argument. Layers are stacked and run with ``nn.scan``, so a 30-layer model compiles as
-fast as a 1-layer one and every per-layer parameter has a leading ``[n_layers]`` axis.
+fast as a 1-layer one and every per-layer parameter has a leading ``[n_layers]`` axis. Two
+CPU fast paths unroll the layers over :func:`split_layers` instead: decoding
+(:func:`forward_layers`) and forward-only passes (:func:`hidden_states` with ``unroll=True``,
+used by the scorer); training keeps the scan (see :func:`hidden_states`). In the scan the
+backward pass keeps each block's matmul outputs and recomputes its elementwise operations
+(a ``dots_saveable`` remat policy; ``cfg.remat`` recomputes the whole block).
 
 Parameter tree (``D`` = d_model, ``Hq = n_heads * head_dim``, ``Hk = n_kv_heads * head_dim``,
 ``F`` = d_ff, ``n`` = n_layers)::
@@ -32,6 +37,7 @@ Ainslie et al. 2023 (grouped-query attention).
 from __future__ import annotations
 
 import functools
+import itertools
 from typing import NamedTuple
 
 import flax.linen as nn
@@ -110,6 +116,24 @@ def _apply_rope(x_BxLxHxK, cos, sin):
     return (x32 * cos + rotated * sin).astype(x_BxLxHxK.dtype)
 
 
+_QUERY_BLOCK = 64  # query rows per block of the cache-free causal attention
+
+
+def _attend(q_BxLxHxGxK, k_all, v_all, allowed_BxLxT, kv: str, cfg: LMConfig) -> jax.Array:
+    """Masked softmax attention ``[B, L, Hk, G, K]``; ``kv`` is the key/value layout einsum spec
+    (``"bthk"``, or ``"bhtk"`` for the heads-major decode cache)."""
+    K = q_BxLxHxGxK.shape[-1]
+    scores = jnp.einsum(
+        f"blhgk,{kv}->bhglt",
+        q_BxLxHxGxK,
+        k_all.astype(q_BxLxHxGxK.dtype),
+        preferred_element_type=jnp.float32,
+    ) / jnp.sqrt(jnp.float32(K))
+    scores = jnp.where(allowed_BxLxT[:, None, None, :, :], scores, _NEG)
+    probs = jax.nn.softmax(scores, axis=-1).astype(cfg.compute_dtype)
+    return jnp.einsum(f"bhglt,{kv}->blhgk", probs, v_all.astype(cfg.compute_dtype))
+
+
 class _Attention(nn.Module):
     cfg: LMConfig
 
@@ -162,12 +186,23 @@ class _Attention(nn.Module):
             jnp.arange(T, dtype=q_slot_L.dtype)[None, None, :] <= q_slot_L[None, :, None]
         ) & key_mask_BxT[:, None, :]
         q5 = q.reshape(B, L, Hk, H // Hk, K)
-        scores = jnp.einsum(
-            f"blhgk,{kv}->bhglt", q5, k_all.astype(q.dtype), preferred_element_type=jnp.float32
-        ) / jnp.sqrt(jnp.float32(K))
-        scores = jnp.where(allowed_BxLxT[:, None, None, :, :], scores, _NEG)
-        probs = jax.nn.softmax(scores, axis=-1).astype(cfg.compute_dtype)
-        out = jnp.einsum(f"bhglt,{kv}->blhgk", probs, v_all.astype(cfg.compute_dtype))
+        if cache_kv:
+            out = _attend(q5, k_all, v_all, allowed_BxLxT, kv, cfg)
+        else:
+            # Causal, no cache: query block [a, b) needs keys [0, b) only, so skip the
+            # all-masked upper-right blocks (~40% of the work at L = 256). Only rows with no
+            # allowed key at all (left padding) change, and those are never read.
+            n_blocks = max(1, L // _QUERY_BLOCK)
+            bounds = [L * i // n_blocks for i in range(n_blocks + 1)]
+            out = jnp.concatenate(
+                [
+                    _attend(
+                        q5[:, a:b], k_all[:, :b], v_all[:, :b], allowed_BxLxT[:, a:b, :b], kv, cfg
+                    )
+                    for a, b in itertools.pairwise(bounds)
+                ],
+                axis=1,
+            )
         out = out.reshape(B, L, H * K)
         return _dense(cfg, cfg.d_model, "o", cfg.arch == "gpt2")(out), new_kv
 
@@ -238,13 +273,20 @@ class Transformer(nn.Module):
     cfg: LMConfig
 
     @nn.compact
-    def __call__(self, tokens_BxL, positions_BxL, key_mask_BxT, cache_kv, index):
+    def __call__(self, tokens_BxL, positions_BxL, key_mask_BxT, cache_kv, index, logits=True):
         cfg = self.cfg
         embed = _token_embed(cfg)
         x = embed(tokens_BxL)
         if cfg.arch == "gpt2":
             x = x + _pos_embed(cfg)(positions_BxL)
-        block = nn.remat(_Block) if cfg.remat else _Block
+        if cfg.remat:
+            block = nn.remat(_Block)
+        else:
+            # Keep only matmul outputs for the backward pass, recompute the elementwise ops:
+            # stacking every intermediate of every layer through the scan (zero-filled
+            # buffers, per-layer copies) cost more on CPU than the recompute (BENCHMARKS.md).
+            policy = jax.checkpoint_policies.dots_saveable
+            block = nn.remat(_Block, prevent_cse=False, policy=policy)
         blocks = nn.scan(
             block,
             variable_axes={"params": 0},
@@ -257,6 +299,8 @@ class Transformer(nn.Module):
             (x, cache_kv), layers, positions_BxL, key_mask_BxT, index
         )
         x = _Norm(cfg, name="final_norm")(x)
+        if not logits:
+            return x, new_kv
         if cfg.tie_embeddings:
             head = embed.embedding
         else:
@@ -269,11 +313,47 @@ class Transformer(nn.Module):
         return _output_logits(x, head, cfg), new_kv
 
 
+def _tied_logits(x_BxLxD: jax.Array, table_VxD: jax.Array) -> jax.Array:
+    return jnp.einsum("bld,vd->blv", x_BxLxD, table_VxD, preferred_element_type=jnp.float32)
+
+
+@jax.custom_vjp
+def _tied_head(x_BxLxD: jax.Array, table_VxD: jax.Array) -> jax.Array:
+    """:func:`_tied_logits` with a backward pass that never transposes the ``[B, L, V]``
+    cotangent.
+
+    Autodiff's table gradient ``g^T x`` contracts the leading axis of both operands, and
+    XLA:CPU's matmul then materializes ``g`` transposed (a strided write of the largest
+    tensor of the step). Computing ``(x^T g)^T`` instead transposes only the small ``x`` and
+    ``[D, V]`` result; the optimization barrier stops XLA from folding it back.
+    """
+    return _tied_logits(x_BxLxD, table_VxD)
+
+
+def _tied_head_fwd(x_BxLxD, table_VxD):
+    return _tied_logits(x_BxLxD, table_VxD), (x_BxLxD, table_VxD)
+
+
+def _tied_head_bwd(res, g_BxLxV):
+    x_BxLxD, table_VxD = res
+    _, vjp_x = jax.vjp(lambda x: _tied_logits(x, table_VxD), x_BxLxD)
+    (dx_BxLxD,) = vjp_x(g_BxLxV)
+    n, d = x_BxLxD.shape[0] * x_BxLxD.shape[1], x_BxLxD.shape[2]
+    xt_DxN = jax.lax.optimization_barrier(x_BxLxD.reshape(n, d).T)
+    dims = (((1,), (0,)), ((), ()))  # as autodiff: g stays float32 (mixed-dtype product)
+    dtable_DxV = jax.lax.dot_general(
+        xt_DxN, g_BxLxV.reshape(n, -1), dims, preferred_element_type=jnp.float32
+    )
+    return dx_BxLxD, jax.lax.optimization_barrier(dtable_DxV).T.astype(table_VxD.dtype)
+
+
+_tied_head.defvjp(_tied_head_fwd, _tied_head_bwd)
+
+
 def _output_logits(x_BxLxD: jax.Array, head: jax.Array, cfg: LMConfig) -> jax.Array:
     """float32 logits from the final-norm output: tied ``[V, D]`` table or untied ``[D, V]`` head."""
     if cfg.tie_embeddings:
-        table = head.astype(cfg.compute_dtype)
-        return jnp.einsum("bld,vd->blv", x_BxLxD, table, preferred_element_type=jnp.float32)
+        return _tied_head(x_BxLxD, head.astype(cfg.compute_dtype))
     return jnp.einsum(
         "bld,dv->blv", x_BxLxD, head.astype(cfg.compute_dtype), preferred_element_type=jnp.float32
     )
@@ -293,6 +373,92 @@ def default_positions(key_mask_BxL: jax.Array) -> jax.Array:
     return jnp.maximum(jnp.cumsum(key_mask_BxL.astype(jnp.int32), axis=-1) - 1, 0)
 
 
+def _embed_tokens(params: dict, tokens_BxL, positions_BxL, cfg: LMConfig) -> jax.Array:
+    """Token (+ learned position, GPT-2) embeddings ``[B, L, D]`` in the compute dtype."""
+    x = _token_embed(cfg, None).apply({"params": params["embed"]}, tokens_BxL)
+    if cfg.arch == "gpt2":
+        x = x + _pos_embed(cfg, None).apply({"params": params["pos_embed"]}, positions_BxL)
+    return x
+
+
+def hidden_states(
+    params: dict,
+    tokens_BxL: jax.Array,
+    *,
+    cfg: LMConfig,
+    key_mask_BxL: jax.Array | None = None,
+    positions_BxL: jax.Array | None = None,
+    unroll: bool = False,
+) -> jax.Array:
+    """Final-norm outputs ``[B, L, D]`` (compute dtype): :func:`forward` without the output head.
+
+    Two equivalent layer loops (same per-layer operations, same values up to float32
+    rounding; tested): the module's ``nn.scan`` (default), or with ``unroll=True`` the layers
+    unrolled over :func:`split_layers` (static slices of the stacked weights). Unrolled is
+    faster for a forward pass on CPU (no per-layer ``dynamic_slice`` of the weights) but
+    slower to differentiate for deep models: XLA fuses the residual stream's elementwise
+    gradient chain across layers and recomputes it in every consumer (GPT-2-small train
+    step 0.73-0.79x, compile 3x; BENCHMARKS.md), which the scan's loop boundary prevents.
+    ``cfg.remat`` applies to the scanned loop only. Not jitted.
+
+    Args:
+      params, tokens_BxL, cfg, key_mask_BxL, positions_BxL: as in :func:`forward`.
+      unroll: unroll the layers (for forward-only uses such as scoring).
+
+    Returns:
+      ``[B, L, D]``; row ``i`` feeds the prediction of token ``i + 1``.
+    """
+    if key_mask_BxL is None:
+        key_mask_BxL = jnp.ones(tokens_BxL.shape, bool)
+    if positions_BxL is None:
+        positions_BxL = default_positions(key_mask_BxL)
+    if not unroll:
+        x, _ = Transformer(cfg).apply(
+            {"params": params}, tokens_BxL, positions_BxL, key_mask_BxL, (), jnp.int32(0), False
+        )
+        return x
+    x = _embed_tokens(params, tokens_BxL, positions_BxL, cfg)
+    block = _Block(cfg)
+    for layer_params in split_layers(params):
+        (x, _), _ = block.apply(
+            {"params": layer_params}, (x, ()), None, positions_BxL, key_mask_BxL, None
+        )
+    return _Norm(cfg).apply({"params": params["final_norm"]}, x)
+
+
+def output_logits(params: dict, h_BxLxD: jax.Array, *, cfg: LMConfig) -> jax.Array:
+    """float32 logits ``[B, L, V]`` of final-norm outputs (from :func:`hidden_states`).
+
+    Slice ``h_BxLxD`` to the positions you need first: the head matmul is the largest single
+    product of a small-model forward.
+    """
+    head = params["embed"]["embedding"] if cfg.tie_embeddings else params["lm_head"]
+    return _output_logits(h_BxLxD, head, cfg)
+
+
+def target_logprobs_from_logits(logits_BxTxV: jax.Array, targets_BxT: jax.Array) -> jax.Array:
+    r"""``log_softmax(logits)`` at the target ids, without materializing the log-softmax.
+
+    .. math:: \log p(y) = z_y - \log \sum_v e^{z_v}
+
+    The target logit is a masked sum over the vocabulary rather than a gather, so under
+    ``jax.grad`` the cotangent is one fused elementwise pass (``softmax - onehot``), not a
+    zero-filled buffer plus a scatter.
+
+    Args:
+      logits_BxTxV: float ``[..., V]`` logits.
+      targets_BxT: int ``[...]`` ids in ``[0, V)``.
+
+    Returns:
+      float ``[...]`` log-probabilities.
+    """
+    vocab = logits_BxTxV.shape[-1]
+    vocab_V = jnp.arange(vocab, dtype=targets_BxT.dtype)
+    hit_BxTxV = vocab_V.reshape((1,) * targets_BxT.ndim + (vocab,)) == targets_BxT[..., None]
+    target_BxT = jnp.sum(jnp.where(hit_BxTxV, logits_BxTxV, 0.0), axis=-1)
+    return target_BxT - jax.nn.logsumexp(logits_BxTxV, axis=-1)
+
+
 @functools.partial(jax.jit, static_argnames="cfg")
 def forward(
     params: dict,
@@ -305,7 +471,7 @@ def forward(
     """Next-token logits for every position of a batch, in one pass (training and scoring).
 
     Position ``i`` attends to positions ``j <= i`` with ``key_mask[b, j]`` true. Logits are
-    float32 whatever the compute dtype.
+    float32 whatever the compute dtype. Equals :func:`output_logits` of :func:`hidden_states`.
 
     Args:
       params: parameter tree from :func:`init_params` or a checkpoint loader.
@@ -317,14 +483,10 @@ def forward(
     Returns:
       ``[B, L, V]`` float32 logits; ``logits[b, i]`` predicts token ``i + 1``.
     """
-    if key_mask_BxL is None:
-        key_mask_BxL = jnp.ones(tokens_BxL.shape, bool)
-    if positions_BxL is None:
-        positions_BxL = default_positions(key_mask_BxL)
-    logits, _ = Transformer(cfg).apply(
-        {"params": params}, tokens_BxL, positions_BxL, key_mask_BxL, (), jnp.int32(0)
+    h_BxLxD = hidden_states(
+        params, tokens_BxL, cfg=cfg, key_mask_BxL=key_mask_BxL, positions_BxL=positions_BxL
     )
-    return logits
+    return output_logits(params, h_BxLxD, cfg=cfg)
 
 
 def init_cache(cfg: LMConfig, batch: int, length: int | None = None) -> KVCache:
@@ -392,11 +554,14 @@ def split_layers(params: dict) -> tuple[dict, ...]:
     """The per-layer parameter trees of the stacked ``params["blocks"]`` (static slices).
 
     Call it once, outside a decode loop, so the loop reads every layer's weights in place
-    instead of slicing the stacked arrays on every step.
+    instead of slicing the stacked arrays on every step. Built on ``jnp.split``, whose
+    transpose is one concatenation: gradients flow back into the stacked ``[n_layers, ...]``
+    leaves without a zero-filled buffer per layer.
     """
-    blocks = params["blocks"]
-    n = jax.tree.leaves(blocks)[0].shape[0]
-    return tuple(jax.tree.map(lambda p, i=i: p[i], blocks) for i in range(n))
+    leaves, treedef = jax.tree.flatten(params["blocks"])
+    n = leaves[0].shape[0]
+    parts = [jnp.split(p, n, axis=0) for p in leaves]
+    return tuple(jax.tree.unflatten(treedef, [ps[i][0] for ps in parts]) for i in range(n))
 
 
 def to_layer_cache(cache: KVCache) -> LayerCache:
@@ -436,9 +601,7 @@ def forward_layers(
     Returns:
       ``(logits [B, L, V] float32, updated cache)``.
     """
-    x = _token_embed(cfg, None).apply({"params": params["embed"]}, tokens_BxL)
-    if cfg.arch == "gpt2":
-        x = x + _pos_embed(cfg, None).apply({"params": params["pos_embed"]}, positions_BxL)
+    x = _embed_tokens(params, tokens_BxL, positions_BxL, cfg)
     index = jnp.asarray(index, jnp.int32)
     block = _Block(cfg)
     ks, vs = [], []
@@ -449,8 +612,7 @@ def forward_layers(
         ks.append(k)
         vs.append(v)
     x = _Norm(cfg).apply({"params": params["final_norm"]}, x)
-    head = params["embed"]["embedding"] if cfg.tie_embeddings else params["lm_head"]
-    return _output_logits(x, head, cfg), LayerCache(tuple(ks), tuple(vs))
+    return output_logits(params, x, cfg=cfg), LayerCache(tuple(ks), tuple(vs))
 
 
 def cast_params(params: dict, dtype) -> dict:

@@ -29,7 +29,11 @@ import numpy as np
 
 from sharpen.lm.batching import check_prompts
 from sharpen.lm.config import LMConfig
-from sharpen.lm.model import default_positions, forward
+from sharpen.lm.model import (
+    default_positions,
+    hidden_states,
+    output_logits,
+)
 from sharpen.lm.sampler import repeat_rows
 
 __all__ = ["ScoreOutput", "score"]
@@ -42,8 +46,10 @@ class ScoreOutput(NamedTuple):
       sum_logprob: ``S`` float32 ``log pi(y | x)``.
       mean_logprob: ``S`` ``sum_logprob / n`` (0 for an empty response).
       token_logprobs: ``S + [M]`` per-token ``log pi(y_t | x, y_<t)``, 0 beyond the length.
-      entropy: ``S`` mean per-token entropy (nats) of the next-token distribution.
-      self_certainty: ``S`` mean per-token ``KL(Uniform_V || p_t)`` (0 for an empty response).
+      entropy: ``S`` mean per-token entropy (nats) of the next-token distribution (NaN when
+        scored with ``stats=False``).
+      self_certainty: ``S`` mean per-token ``KL(Uniform_V || p_t)`` (0 for an empty response;
+        NaN when scored with ``stats=False``).
     """
 
     sum_logprob: jax.Array
@@ -53,32 +59,40 @@ class ScoreOutput(NamedTuple):
     self_certainty: jax.Array
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "num_samples"))
-def _score_jit(params, prompt_BxP, mask_BxP, response_RxM, lengths_R, *, cfg, num_samples):
+@functools.partial(jax.jit, static_argnames=("cfg", "num_samples", "stats"))
+def _score_jit(
+    params, prompt_BxP, mask_BxP, response_RxM, lengths_R, *, cfg, num_samples, stats=True
+):
     plen, m = prompt_BxP.shape[1], response_RxM.shape[1]
     resp_mask_RxM = jnp.arange(m, dtype=jnp.int32)[None, :] < lengths_R[:, None]
     tokens_RxL = jnp.concatenate([repeat_rows(prompt_BxP, num_samples), response_RxM], axis=1)
     mask_RxL = jnp.concatenate([repeat_rows(mask_BxP, num_samples), resp_mask_RxM], axis=1)
-    logits_RxLxV = forward(
+    h_RxLxD = hidden_states(
         params,
         tokens_RxL,
         cfg=cfg,
         key_mask_BxL=mask_RxL,
         positions_BxL=default_positions(mask_RxL),
+        unroll=True,
     )
-    # Position P - 1 + t predicts response token t.
-    logp_RxMxV = jax.nn.log_softmax(logits_RxLxV[:, plen - 1 : plen - 1 + m], axis=-1)
-    tok_RxM = jnp.take_along_axis(logp_RxMxV, response_RxM[:, :, None], axis=-1)[:, :, 0]
-    tok_RxM = jnp.where(resp_mask_RxM, tok_RxM, 0.0)
+    # Position P - 1 + t predicts response token t; the head runs on those positions only.
+    logits_RxMxV = output_logits(params, h_RxLxD[:, plen - 1 : plen - 1 + m], cfg=cfg)
+    lse_RxM = jax.nn.logsumexp(logits_RxMxV, axis=-1)
+    target_RxM = jnp.take_along_axis(logits_RxMxV, response_RxM[:, :, None], axis=-1)[:, :, 0]
+    tok_RxM = jnp.where(resp_mask_RxM, target_RxM - lse_RxM, 0.0)
+    denom_R = jnp.maximum(lengths_R, 1).astype(jnp.float32)
+    total_R = jnp.sum(tok_RxM, axis=-1)
+    if not stats:
+        nan_R = jnp.full(total_R.shape, jnp.nan, jnp.float32)
+        return ScoreOutput(total_R, total_R / denom_R, tok_RxM, nan_R, nan_R)
+    logp_RxMxV = logits_RxMxV - lse_RxM[:, :, None]
     entropy_RxM = -jnp.sum(jnp.exp(logp_RxMxV) * logp_RxMxV, axis=-1)
     vocab = logp_RxMxV.shape[-1]
     certainty_RxM = -jnp.log(jnp.float32(vocab)) - jnp.mean(logp_RxMxV, axis=-1)
-    denom_R = jnp.maximum(lengths_R, 1).astype(jnp.float32)
 
     def mean(x_RxM):
         return jnp.sum(jnp.where(resp_mask_RxM, x_RxM, 0.0), axis=-1) / denom_R
 
-    total_R = jnp.sum(tok_RxM, axis=-1)
     return ScoreOutput(total_R, total_R / denom_R, tok_RxM, mean(entropy_RxM), mean(certainty_RxM))
 
 
@@ -90,14 +104,16 @@ def score(
     response_lengths: jax.typing.ArrayLike,
     *,
     cfg: LMConfig,
+    stats: bool = True,
 ) -> ScoreOutput:
     """Base-model log-likelihood, entropy and self-certainty of responses, in one forward pass.
 
     The batch ``[prompt (left-padded) | response (right-padded)]`` runs through one jitted
-    :func:`~sharpen.lm.model.forward` with a key mask that hides both paddings; positions
-    count real tokens, so the scores equal those of the unpadded sequence (and the sampler's
-    ``base_logprobs``). With ``N`` responses per prompt the prompt rows are repeated ``N``
-    times (row ``b * N + n``), as in :func:`~sharpen.lm.sampler.generate`.
+    forward pass (:func:`~sharpen.lm.model.hidden_states`, layers unrolled) with a key mask
+    that hides both paddings; positions count real tokens, so the scores equal those of the
+    unpadded sequence (and the sampler's ``base_logprobs``). The output head runs on the ``M``
+    response positions only. With ``N`` responses per prompt the prompt rows are repeated
+    ``N`` times (row ``b * N + n``), as in :func:`~sharpen.lm.sampler.generate`.
 
     Args:
       params: model parameters.
@@ -106,6 +122,9 @@ def score(
       response_tokens: ``[B, M]`` or ``[B, N, M]`` int ids; entries at ``t >= length`` ignored.
       response_lengths: ``[B]`` or ``[B, N]`` ints in ``[0, M]`` (count the EOS if scored).
       cfg: the model's :class:`~sharpen.lm.config.LMConfig` (static).
+      stats: also compute ``entropy`` and ``self_certainty`` (two more passes over the
+        ``[B, M, V]`` log-probs). With ``False`` only the log-probs are computed and those two
+        fields are NaN.
 
     Returns:
       A :class:`ScoreOutput`; leading shape that of ``response_lengths``.
@@ -155,6 +174,7 @@ def score(
         lengths.reshape(-1).astype(np.int32),
         cfg=cfg,
         num_samples=num_samples,
+        stats=stats,
     )
     return ScoreOutput(
         out.sum_logprob.reshape(lead),

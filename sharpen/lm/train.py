@@ -39,7 +39,7 @@ import numpy as np
 import optax
 
 from sharpen.lm.config import LMConfig
-from sharpen.lm.model import forward
+from sharpen.lm.model import hidden_states, output_logits, target_logprobs_from_logits
 from sharpen.lm.tokenizer import Tokenizer
 
 __all__ = [
@@ -104,9 +104,10 @@ def target_logprobs(
     Returns:
       float32 ``[B, L - 1]``; entry ``i - 1`` is the log-prob of token ``i``.
     """
-    logits_BxLxV = forward(params, tokens_BxL, cfg=cfg, key_mask_BxL=key_mask_BxL)
-    logp_BxLxV = jax.nn.log_softmax(logits_BxLxV[:, :-1], axis=-1)
-    return jnp.take_along_axis(logp_BxLxV, tokens_BxL[:, 1:, None], axis=-1)[..., 0]
+    h_BxLxD = hidden_states(params, tokens_BxL, cfg=cfg, key_mask_BxL=key_mask_BxL)
+    # Nothing predicts from the last position: leave it out of the head matmul.
+    logits_BxTxV = output_logits(params, h_BxLxD[:, :-1], cfg=cfg)
+    return target_logprobs_from_logits(logits_BxTxV, tokens_BxL[:, 1:])
 
 
 def token_loss(
