@@ -120,3 +120,26 @@ def test_pack_documents_keeps_every_document_whole_and_in_order():
     assert not packed.loss_mask[packed.tokens == 1].any()  # <bos> is never a target
     with pytest.raises(ValueError, match="width"):
         lmp.pack_documents(docs, 5)
+
+
+@pytest.mark.parametrize("preset", ["smoke", "quick", "full"])
+def test_lm_experiment_presets_find_their_base_models_in_the_same_pretrain_preset(preset):
+    """``sharpen repro --preset P`` runs ``lm_pretrain`` first; the LM experiments' presets must
+    ask only for models and tasks that ``lm_pretrain``'s preset P trains (else each one would
+    train its own base model inside its run folder)."""
+    from experiments import lm_inference, lm_rlhf, lm_sft
+
+    pre = lmp.PRESETS[preset]()
+    trained = {f"{s}@{k}" for s in pre.sizes for k in pre.save_steps} | set(pre.sizes)
+    inference = lm_inference.PRESETS[preset]()
+    sft = lm_sft.PRESETS[preset]()
+    rlhf = lm_rlhf.PRESETS[preset]()
+    wanted = [
+        (inference.char_models, inference.char_tasks, inference.pretrain_preset),
+        ((sft.base_model,), sft.tasks, sft.pretrain_preset),
+        ((rlhf.model,), (rlhf.task,), rlhf.pretrain_preset),
+    ]
+    for models, tasks, pretrain_preset in wanted:
+        assert pretrain_preset == preset
+        assert set(models) <= trained, (models, trained)
+        assert set(tasks) <= set(pre.tasks), (tasks, pre.tasks)
