@@ -1,8 +1,8 @@
 """LM SFT-Sharpening — amortize best-of-N into the weights (paper Table 1, Figs. 7–9; EXPERIMENTS §6, §10.4).
 
 Recipe (App. A.3), per (task, seed): draw ``N_max = max(ns)`` responses at temperature 1 for every
-*training* prompt with :func:`sharpen.lm.sampler.generate`, which returns the **base** log-probs;
-for each ``N`` in ``ns`` keep the BoN winner among the first ``N`` draws by
+*training* prompt with :func:`sharpen.lm.sharding.generate_sharded`, which returns the **base**
+log-probs; for each ``N`` in ``ns`` keep the BoN winner among the first ``N`` draws by
 ``log pi_base(y|x)`` (the self-reward, Eq. 2; ties uniformly at random, :func:`select_bon`). The
 ``(prompt, winner)`` pairs form the corpus; the base model is fine-tuned on it by next-token
 cross-entropy on the response tokens (EOS included when the response finished), with LoRA
@@ -40,7 +40,10 @@ Evaluation, at step 0 and every ``eval_every`` steps (and the last), on the eval
 fine-tuned model's greedy accuracy, and ``eval_samples`` ``T = 1`` samples per prompt giving
 ``T = 1`` accuracy, pass@k (``k`` in 1, 2, 4, 8, 16 up to ``eval_samples``: diversity
 collapse?), the mean per-token entropy of the fine-tuned model along its samples, and
-``log pi_base`` of the samples under the **frozen base** (scored by :func:`sharpen.lm.scorer.score`).
+``log pi_base`` of the samples under the **frozen base** (scored by :func:`sharpen.lm.scorer.score`),
+and (char models) the fine-tuned model's mean probability ``pi(y*|x)`` of the base model's
+exact sequence mode ``y*`` on the first ``mode_prompts`` eval prompts where the certified
+search (:func:`mode_unit`) finished: the mass sharpening should move onto ``y*``.
 The eval samples of step ``t`` use ``fold_in(eval_key, t)`` for every ``N`` and method (common
 random numbers). Reported: % accuracy lift over the *base greedy* accuracy
 (:func:`~sharpen.selection.relative_lift`, the paper's metric) and absolute accuracies; the
@@ -63,14 +66,17 @@ Run folder (``<out>/``)::
     units/            ref_task=<t>.csv (base greedy / BoN@N / pass@k on eval prompts; <t> the
                       task name with characters other than [A-Za-z0-9_.=-] as "-"),
                       corpus_task=<t>_seed=<s>.csv (the BoN winner of every training prompt
-                      and N), sft_task=<t>_N=<n>_seed=<s>_method=<m>.csv (eval curve)
+                      and N), sft_task=<t>_N=<n>_seed=<s>_method=<m>.csv (eval curve),
+                      mode_task=<t>.csv (the base model's certified modes)
     metrics.csv       task, method, N, seed, step, epoch, train_loss, greedy_accuracy,
                       accuracy (T=1), pass@k, base_logprob (log pi_base of T=1 samples),
                       greedy_base_logprob, entropy, num_tokens, parse_rate, acc_lift (%),
+                      mode_mass, mode_logprob (tuned pi(y*|x) of the certified modes),
                       abs_lift (pp), loglik_lift (nats)
     reference.csv     base model: rule (greedy / bon_sum / pass_at_n), num_samples,
                       accuracy, sum_logprob, num_tokens per eval prompt
     corpus.csv        the corpora (one row per task, seed, N, training prompt)
+    modes.csv         task, prompt_id, exact, response_ids, mode_logprob, correct (char models)
     table1.csv        Table-1 rows: task, method, N, checkpoint (best / final), mean and std
                       over seeds of acc_lift, loglik_lift, accuracy, greedy_accuracy, pass@k
     amortization.csv  task, method, N: accuracies, BoN@N, fraction recovered, decode tokens
@@ -81,6 +87,8 @@ above the base ``T = 1`` accuracy, and final ``log pi_base`` of SFT samples abov
 ``T = 1`` samples (mean over seeds, per task/method/N); the corpus holds the max-``log pi_base``
 draw of every prompt (always pass/fail); info: likelihood non-decreasing in ``N``, best vs
 final, Table 1 rows, amortization fractions.
+
+Devices: sampling (:func:`draw`) shards over all devices (``"data"`` axis; scoring stays on one).
 
 Command: ``sharpen run lm_sft [--preset smoke|quick|full|smollm2] [--set pretrain_dir=DIR]
 [--set model_dir=DIR data_file=FILE data_format=gsm8k]``; feeds
@@ -106,7 +114,7 @@ from experiments import io, lm_real
 from experiments import lm_pretrain as lmp
 from experiments.registry import ExperimentSpec, register
 from sharpen import selection
-from sharpen.lm import sampler
+from sharpen.lm import sharding
 from sharpen.lm import train as T
 from sharpen.lm.batching import bucket_length, left_pad
 from sharpen.lm.config import LMConfig
@@ -131,6 +139,9 @@ class Config:
     ``"lora"`` / ``"full"``; ``lora_alpha / lora_rank`` scales the adapter. ``eval_samples`` is
     the number of ``T = 1`` samples per eval prompt at each evaluation (pass@k up to it).
     ``sample_rows`` bounds ``prompts x samples`` rows per sampling / scoring call.
+    ``mode_prompts`` eval prompts (char models only) get the base model's exact sequence mode
+    ``y*`` (certified search with ``mode_budget`` expansions each); every evaluation reports
+    the tuned model's mass on it.
     """
 
     base_model: str = "tiny"
@@ -159,10 +170,15 @@ class Config:
     eval_samples: int = 8
     max_new_tokens: int = 48
     sample_rows: int = 1024
+    mode_prompts: int = 16
+    mode_budget: int = 3000
     strict: bool = True
     seed: int = 0
 
     def __post_init__(self):
+        for field in ("mode_prompts", "mode_budget"):
+            if getattr(self, field) < 0:
+                raise ValueError(f"{field} must be >= 0, got {getattr(self, field)}")
         if self.smollm2 and self.model_dir:
             raise ValueError(
                 f"smollm2 and model_dir each name a base model; set one (model_dir={self.model_dir!r})"
@@ -247,6 +263,8 @@ def smoke() -> Config:
     """
     return Config(
         base_model="micro",
+        mode_prompts=2,
+        mode_budget=300,
         pretrain_preset="smoke",
         num_train_prompts=16,
         num_eval_prompts=8,
@@ -463,22 +481,30 @@ def draw(
 ) -> Draws:
     """``num_samples`` responses (``T = 1`` or greedy) per prompt, in fixed-shape chunks.
 
-    Chunk ``c`` holds ``max(1, sample_rows // num_samples)`` prompts (the last one padded by
-    repeating its final prompt) padded to the longest prompt, and uses ``fold_in(key, c)``; its
-    ``base_logprob`` is ``log pi(y|x)`` of ``model`` at ``T = 1`` (the sampler's base log-probs).
+    Chunk ``c`` holds ``min(max(1, sample_rows // num_samples), #prompts)`` prompts rounded up
+    to a multiple of the device count (the last one padded by repeating its final prompt),
+    padded to the longest prompt, split over the ``"data"`` axis of
+    :func:`sharpen.lm.sharding.make_mesh` (:func:`sharpen.lm.sharding.generate_sharded`,
+    parameters replicated), and uses ``fold_in(key, c)``; its ``base_logprob`` is
+    ``log pi(y|x)`` of ``model`` at ``T = 1`` (the sampler's base log-probs).
     """
     tok = model.tokenizer
+    mesh = sharding.make_mesh()
+    devices = mesh.shape["data"]
     plen = bucket_length(max(map(len, prompt_ids)), 16)
     chunk = min(max(1, sample_rows // num_samples), len(prompt_ids))
+    chunk = -(-chunk // devices) * devices
+    params = sharding.shard_params(model.params, mesh)
     outs = []
     for c, idx in enumerate(_chunks(len(prompt_ids), chunk)):
         part = [prompt_ids[i] for i in idx]
         part += [part[-1]] * (chunk - len(part))
         batch = left_pad(part, pad_id=tok.pad_id, bucket=16, min_length=plen)
-        out = sampler.generate(
-            model.params,
+        out = sharding.generate_sharded(
+            params,
             batch.tokens,
             batch.mask,
+            mesh,
             cfg=model.lm_cfg,
             key=None if greedy else jax.random.fold_in(key, c),
             num_samples=num_samples,
@@ -704,8 +730,74 @@ def pack_corpus(
 _merge = jax.jit(T.lora_merge, static_argnames=("alpha",))
 
 
-def evaluate(cfg: Config, base: Model, tuned: Model, cell: Cell, key: jax.Array) -> dict:
-    """Greedy and ``T = 1`` metrics of ``tuned`` on the eval prompts (log-probs under ``base``)."""
+def mode_unit(cfg: Config, model: Model, cell: Cell) -> pd.DataFrame:
+    """The base model's exact sequence mode ``y*`` on the first ``mode_prompts`` eval prompts.
+
+    Certified best-first search (:func:`sharpen.mode_finder.find_modes`, EOS completion) over
+    responses of at most ``max_new_tokens`` tokens; one row per prompt: ``prompt_id``,
+    ``exact`` (0 when the budget ran out: such prompts are left out of the mode metrics),
+    ``response_ids`` (JSON, EOS included), ``mode_logprob`` and ``correct``.
+    """
+    from sharpen.lm.ar_adapter import lm_ar_model
+    from sharpen.mode_finder import find_modes
+
+    tok = model.tokenizer
+    rows = []
+    for p in range(min(cfg.mode_prompts, len(cell.eval_ids))):
+        ar = lm_ar_model(
+            model.params,
+            np.asarray(cell.eval_ids[p], np.int32),
+            cfg=model.lm_cfg,
+            horizon=cfg.max_new_tokens,
+            eos_id=tok.eos_id,
+            pad_id=tok.pad_id,
+        )
+        res = find_modes(
+            ar, node_budget=cfg.mode_budget, batch_size=64, eos_id=tok.eos_id, pad_id=tok.pad_id
+        )
+        exact = bool(res.exact and res.sequences.shape[0] > 0)
+        seq = res.sequences[0] if exact else np.zeros((0,), np.int32)
+        ends = np.flatnonzero(seq == tok.eos_id)
+        length = int(ends[0]) + 1 if ends.size else int(seq.size)
+        text = tok.decode(seq[: length - int(bool(ends.size))].tolist())
+        rows.append(
+            {
+                "task": cell.name,
+                "prompt_id": p,
+                "exact": int(exact),
+                "response_ids": json.dumps(seq[:length].tolist()),
+                "mode_logprob": float(res.logprob) if exact else math.nan,
+                "correct": int(exact and cell.task.grade(text, cell.eval_examples[p])),
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["task", "prompt_id", "exact", "response_ids", "mode_logprob", "correct"]
+    )
+
+
+def _mode_draws(modes: pd.DataFrame, max_new_tokens: int, pad_id: int) -> tuple[list[int], Draws]:
+    """The certified modes as one-sample :class:`Draws` (``[K, 1, M]``) and their prompt ids."""
+    found = modes[modes["exact"] == 1]
+    tokens = np.full((len(found), 1, max_new_tokens), pad_id, np.int32)
+    lengths = np.zeros((len(found), 1), np.int32)
+    for i, ids in enumerate(found["response_ids"]):
+        ids = json.loads(ids)
+        tokens[i, 0, : len(ids)] = ids
+        lengths[i, 0] = len(ids)
+    zeros = np.zeros((len(found), 1))
+    return list(found["prompt_id"]), Draws(tokens, lengths, zeros, zeros.astype(bool))
+
+
+def evaluate(
+    cfg: Config,
+    base: Model,
+    tuned: Model,
+    cell: Cell,
+    key: jax.Array,
+    modes: pd.DataFrame | None = None,
+) -> dict:
+    """Greedy and ``T = 1`` metrics of ``tuned`` on the eval prompts (log-probs under ``base``),
+    and its mean probability ``pi(y*|x)`` of the base model's certified modes ``modes``."""
     kw = {"max_new_tokens": cfg.max_new_tokens, "sample_rows": cfg.sample_rows}
     greedy = draw(tuned, cell.eval_ids, key=None, num_samples=1, greedy=True, **kw)
     g_correct, _ = _grade(tuned, cell, greedy, cell.eval_examples)
@@ -728,11 +820,25 @@ def evaluate(cfg: Config, base: Model, tuned: Model, cell: Cell, key: jax.Array)
     for kk in PASS_KS:
         if kk <= k:
             out[f"pass@{kk}"] = float(selection.pass_at_k(num_correct, k, kk).mean())
+    out["mode_mass"] = out["mode_logprob"] = math.nan
+    if modes is not None and (modes["exact"] == 1).any():
+        pids, ystar = _mode_draws(modes, cfg.max_new_tokens, tuned.tokenizer.pad_id)
+        prompts = [cell.eval_ids[p] for p in pids]
+        lp, _ = score_draws(tuned, prompts, ystar, sample_rows=cfg.sample_rows)
+        out["mode_mass"] = float(np.exp(lp[:, 0]).mean())
+        out["mode_logprob"] = float(lp[:, 0].mean())
     return out
 
 
 def sft_unit(
-    cfg: Config, base: Model, cell: Cell, corpus: pd.DataFrame, n: int, seed: int, method: str
+    cfg: Config,
+    base: Model,
+    cell: Cell,
+    corpus: pd.DataFrame,
+    n: int,
+    seed: int,
+    method: str,
+    modes: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Fine-tune on the corpus of ``(task, seed, N)`` with ``method``; one row per eval step."""
     keys = _keys(cfg, cfg.cell_names().index(cell.name), seed)
@@ -776,7 +882,9 @@ def sft_unit(
     for step in range(cfg.total_steps + 1):
         if step in evals:
             tuned = Model(base.lm_cfg, params_of(state), base.tokenizer)
-            metrics = evaluate(cfg, base, tuned, cell, jax.random.fold_in(keys["eval"], step))
+            metrics = evaluate(
+                cfg, base, tuned, cell, jax.random.fold_in(keys["eval"], step), modes
+            )
             loss = float(np.mean(window)) if window else math.nan
             rows.append(
                 {
@@ -817,7 +925,15 @@ def add_lifts(metrics: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-_TABLE_COLS = ("acc_lift", "loglik_lift", "accuracy", "greedy_accuracy", "base_logprob", "entropy")
+_TABLE_COLS = (
+    "acc_lift",
+    "loglik_lift",
+    "accuracy",
+    "greedy_accuracy",
+    "base_logprob",
+    "entropy",
+    "mode_mass",
+)
 
 
 def checkpoints(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -956,6 +1072,19 @@ def summary_rows(
                 verdict="info",
             )
         )
+    if "mode_mass" in metrics and metrics["mode_mass"].notna().any():
+        for (task, method, n), sub in metrics.groupby(["task", "method", "N"], sort=True):
+            start = sub[sub["step"] == 0]["mode_mass"].mean()
+            final = sub[sub["step"] == sub["step"].max()]["mode_mass"].mean()
+            rows.append(
+                _row(
+                    f"{task} / {method} / N={n}: mean mass pi(y*|x) on the base model's certified "
+                    f"mode y* (sharpening's target), final checkpoint vs base ({start:.4f})",
+                    f"> {start:.4g} (info)",
+                    float(final),
+                    verdict="info",
+                )
+            )
     for r in tab.itertuples():
         rows.append(
             _row(
@@ -1009,12 +1138,18 @@ def run(cfg: Config, out_dir: Path) -> None:
         )
     out_dir = io.prepare_run_dir(out_dir, cfg, experiment=NAME)
     base, cells = load_base(cfg, out_dir)
-    refs, corpora, curves = [], [], []
+    refs, corpora, curves, all_modes = [], [], [], []
     for cell in cells:
         t = _slug(cell.name)
         refs.append(
             io.cached_unit(out_dir, f"ref_task={t}", lambda c=cell: reference_unit(cfg, base, c))
         )
+        modes = None
+        if cfg.mode_prompts and cfg.mode_budget and not cfg.real:  # 49k-token vocabularies: no
+            modes = io.cached_unit(
+                out_dir, f"mode_task={t}", lambda c=cell: mode_unit(cfg, base, c)
+            )
+            all_modes.append(modes)
         for seed in range(cfg.num_seeds):
             corpus = io.cached_unit(
                 out_dir,
@@ -1025,8 +1160,8 @@ def run(cfg: Config, out_dir: Path) -> None:
             for n in sorted(cfg.ns):
                 for method in cfg.methods:
 
-                    def compute(c=cell, k=corpus, n=n, s=seed, m=method) -> pd.DataFrame:
-                        return sft_unit(cfg, base, c, k, n, s, m)
+                    def compute(c=cell, k=corpus, n=n, s=seed, m=method, y=modes):
+                        return sft_unit(cfg, base, c, k, n, s, m, y)
 
                     curves.append(
                         io.cached_unit(
@@ -1039,6 +1174,8 @@ def run(cfg: Config, out_dir: Path) -> None:
     io.finalize_metrics(out_dir, [metrics])
     io.finalize_metrics(out_dir, [reference], name="reference.csv")
     io.finalize_metrics(out_dir, [corpus], name="corpus.csv")
+    if all_modes:
+        io.finalize_metrics(out_dir, all_modes, name="modes.csv")
     tab = table1(metrics)
     io.finalize_metrics(out_dir, [tab], name="table1.csv")
     amort = amortization(cfg, metrics, reference, corpus)

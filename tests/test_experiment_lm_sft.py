@@ -235,3 +235,32 @@ def test_smollm2_preset_is_opt_in_and_held_out():
         cfg.real and cfg.cell_names() == ("gym:basic_arithmetic",) and "smollm2" in lm_sft.PRESETS
     )
     assert not lm_sft.quick().real
+
+
+@pytest.mark.slow
+def test_two_devices_draw_the_same_samples(runs, tmp_path):
+    """Smoke on 2 (virtual CPU) devices: sampling chunks (16 / 8 prompts, even) split over the
+    ``"data"`` axis give the same corpus responses and eval accuracies as on 1 device; log-probs
+    may differ by float32 rounding of differently blocked matmuls (1e-4 nats)."""
+    _share_base(runs, tmp_path)
+    run_contract.run_on_two_devices(lm_sft, tmp_path / "lm_sft")
+    run_contract.assert_csv_close(
+        runs / "lm_sft", tmp_path / "lm_sft", ("corpus.csv", "metrics.csv"), atol=1e-4
+    )
+
+
+def test_mode_mass_at_step_0_is_the_base_models_probability_of_its_mode(runs):
+    """Before any update the tuned model is the base: its scored ``pi(y*|x)`` of every certified
+    mode equals ``exp`` of the mode finder's own log-prob (float32 scorer vs the search's
+    float64 sums of float32 steps: 1e-4 relative)."""
+    out = runs / "lm_sft"
+    modes = io.read_csv(out / "modes.csv")
+    metrics = io.read_csv(out / "metrics.csv")
+    start = metrics[metrics["step"] == 0]
+    exact = modes[modes["exact"] == 1]
+    if exact.empty:
+        assert start["mode_mass"].isna().all()
+    else:
+        expected = float(np.exp(exact["mode_logprob"]).mean())
+        np.testing.assert_allclose(start["mode_mass"], expected, rtol=1e-4, atol=1e-7)
+    assert len(modes) == lm_sft.smoke().mode_prompts * len(lm_sft.smoke().tasks)
