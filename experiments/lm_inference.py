@@ -56,9 +56,10 @@ Run folder (``<out>/``)::
     summary.csv        the claims of EXPERIMENTS §9 as checks / info rows
     timing.json        wall seconds per unit (not deterministic)
 
-Devices: sampling shards each prompt chunk over every device on the ``"data"`` axis of
-:func:`sharpen.lm.sharding.make_mesh` (parameters replicated); chunks are padded to a fixed
-size, so the draws are identical on 1 or many devices whenever the chunk size divides evenly.
+Devices: sampling (:func:`sharpen.lm.sharding.generate_sharded`) shards each prompt chunk over
+every device on the ``"data"`` axis of :func:`sharpen.lm.sharding.make_mesh` (parameters
+replicated); chunks are padded to a fixed size, so the draws are identical on 1 or many devices
+whenever the chunk size divides evenly.
 
 Command: ``sharpen run lm_inference [--preset smoke|quick|full] [--set model_dir=DIR
 data_file=FILE]``; feeds ``figures/fig_lm_lift_heatmap.py``, ``fig_lm_lift_vs_n.py``,
@@ -86,8 +87,8 @@ from experiments import lm_pretrain as lmp
 from experiments.lm_real import DATA_FORMATS, SMOLLM2, Model, load_hf_model
 from experiments.registry import ExperimentSpec, register
 from sharpen import selection
-from sharpen.lm import sampler, sharding
-from sharpen.lm.batching import bucket_length, check_prompts, check_token_id, left_pad
+from sharpen.lm import sharding
+from sharpen.lm.batching import bucket_length, left_pad
 from sharpen.lm.scorer import score
 from sharpen.tasks import Task
 
@@ -354,39 +355,6 @@ def _chunks(n: int, size: int) -> list[range]:
     return [range(i, min(i + size, n)) for i in range(0, n, size)]
 
 
-def _generate_sharded(
-    params, batch, mesh, *, cfg, key, num_samples, max_new_tokens, eos_id, pad_id, greedy
-) -> sampler.SampleOutput:
-    """:func:`sharpen.lm.sampler.generate` (T = 1, no truncation) on a ``"data"``-sharded batch.
-
-    ``generate`` validates and then pulls its prompt arrays to the host, which would undo the
-    sharding; so the same checks run here and its jitted program is called with the prompt
-    rows split over the mesh (parameters replicated). One device: the same program.
-    """
-    tokens, mask, _ = check_prompts(batch.tokens, batch.mask, cfg, max_new_tokens)
-    eos_id = check_token_id(eos_id, "eos_id", cfg)
-    pad_id = check_token_id(pad_id, "pad_id", cfg)
-    tokens, mask = sharding.shard_batch((tokens, mask), mesh)
-    return sampler._generate_jit(
-        params,
-        tokens,
-        mask,
-        key,
-        np.float32(1.0),
-        np.float32(1.0),
-        np.int32(eos_id),
-        np.int32(pad_id),
-        cfg=cfg,
-        num_samples=num_samples,
-        max_new_tokens=max_new_tokens,
-        greedy=bool(greedy),
-        top_k=None,
-        use_top_p=False,
-        cache_len=bucket_length(tokens.shape[1] + max_new_tokens, sampler.CACHE_MULTIPLE),
-        stats=True,
-    )
-
-
 def draw(
     model: Model, cell: Cell, *, key: jax.Array | None, num_samples: int, greedy: bool = False
 ) -> Draws:
@@ -410,9 +378,10 @@ def draw(
         part = [seqs[i] for i in idx]
         part += [part[-1]] * (chunk - len(part))
         batch = left_pad(part, pad_id=tok.pad_id, bucket=PROMPT_BUCKET, min_length=plen)
-        out = _generate_sharded(
+        out = sharding.generate_sharded(
             params,
-            batch,
+            batch.tokens,
+            batch.mask,
             mesh,
             cfg=model.lm_cfg,
             key=jax.random.key(0) if greedy else jax.random.fold_in(key, c),
@@ -421,6 +390,7 @@ def draw(
             eos_id=tok.eos_id,
             pad_id=tok.pad_id,
             greedy=greedy,
+            stats=True,
         )
         keep = len(idx)
         outs.append(

@@ -45,6 +45,10 @@ the evaluation samples and scores all eval prompts in one call (logits ``[P x S,
 49k-vocabulary 135M model fits 2 CPU cores only at toy sizes (a few eval prompts, m ~ 16);
 the path is tested on a tiny random Llama checkpoint, and no SmolLM2 run is reported.
 
+Devices: evaluation and SFT / pair corpus sampling shard over all devices
+(:func:`sharpen.lm.sharding.generate_sharded`); XPO's per-round sampling inside its training
+loop (:func:`sharpen.lm.rlhf_lm.xpo_round`) and the power-sampling MH chains stay on one device.
+
 Command: ``sharpen run lm_rlhf [--preset smoke|quick|full] [--set model_dir=DIR
 data_file=FILE data_format=gsm8k]``; feeds ``figures/fig_lm_rlhf.py``.
 """
@@ -65,7 +69,7 @@ import pandas as pd
 from experiments import io, lm_real
 from experiments import lm_pretrain as lmp
 from experiments.registry import ExperimentSpec, register
-from sharpen.lm import power_sampling, sampler
+from sharpen.lm import power_sampling, sharding
 from sharpen.lm import rlhf_lm as R
 from sharpen.lm import train as T
 from sharpen.lm.batching import left_pad
@@ -267,11 +271,22 @@ class Setup:
         return enc(ev.prompts), enc(tr.prompts)
 
     def gen(self, params, tokens, mask, *, key, num_samples, greedy=False):
-        return sampler.generate(
-            params, tokens, mask, cfg=self.lm_cfg, key=key, num_samples=num_samples,
-            max_new_tokens=self.max_new_tokens, eos_id=self.tok.eos_id, pad_id=self.tok.pad_id,
-            greedy=greedy,
+        """``T = 1`` (or greedy) samples as host arrays, rows split over every device.
+
+        Rows are padded to a multiple of the device count by repeating the last prompt (then
+        dropped), so the samples equal the 1-device ones whenever the row count divides evenly.
+        """
+        mesh = sharding.make_mesh()
+        rows = np.shape(tokens)[0]
+        pad = -rows % mesh.shape["data"]
+        tokens, mask = (np.concatenate([x, np.repeat(x[-1:], pad, axis=0)])
+                        for x in (np.asarray(tokens), np.asarray(mask)))  # fmt: skip
+        out = sharding.generate_sharded(
+            sharding.shard_params(params, mesh), tokens, mask, mesh, cfg=self.lm_cfg, key=key,
+            num_samples=num_samples, max_new_tokens=self.max_new_tokens, eos_id=self.tok.eos_id,
+            pad_id=self.tok.pad_id, greedy=greedy,
         )  # fmt: skip
+        return jax.tree.map(lambda x: np.asarray(x)[:rows], out)
 
     def train_prompts(self, idx):
         idx = np.asarray(idx) % len(self.train_examples)

@@ -1,11 +1,22 @@
 """Checks of the run-folder contract shared by every experiment's tests.
 
 Same seed and config -> byte-identical outputs; a run killed mid-way (final files and one
-finished unit gone) and restarted -> byte-identical outputs.
+finished unit gone) and restarted -> byte-identical outputs; the same run on 2 (virtual CPU)
+devices -> the same samples, floats equal up to float32 rounding.
 """
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from experiments import io
+
+_ROOT = Path(__file__).resolve().parents[1]
 
 
 def assert_rerun_identical(module, reference: Path, tmp_path: Path, files) -> None:
@@ -26,3 +37,31 @@ def assert_resume_identical(module, reference: Path, tmp_path: Path, files) -> N
     module.run(module.smoke(), out)
     for name in files:
         assert (out / name).read_bytes() == (reference / name).read_bytes(), name
+
+
+def run_on_two_devices(module, out: Path) -> None:
+    """Run ``module.smoke()`` into ``out`` in a subprocess with 2 virtual CPU devices.
+
+    The device count is fixed when JAX starts, hence the subprocess.
+    """
+    code = (
+        "import importlib, pathlib, jax; assert jax.device_count() == 2, jax.devices(); "
+        f"m = importlib.import_module({module.__name__!r}); "
+        f"m.run(m.smoke(), pathlib.Path({str(out)!r}))"
+    )
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=_ROOT, timeout=600)
+
+
+def assert_csv_close(one: Path, two: Path, files, *, atol: float, rtol: float = 0.0) -> None:
+    """Same columns; float columns within ``atol + rtol |x|`` (NaN equals NaN), others equal."""
+    for name in files:
+        a, b = io.read_csv(one / name), io.read_csv(two / name)
+        assert list(a.columns) == list(b.columns) and len(a) == len(b), name
+        for column in a.columns:
+            if pd.api.types.is_float_dtype(a[column]):
+                np.testing.assert_allclose(
+                    a[column], b[column], atol=atol, rtol=rtol, err_msg=f"{name}:{column}"
+                )
+            else:
+                assert a[column].equals(b[column]), (name, column)
