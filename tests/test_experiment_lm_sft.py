@@ -231,9 +231,7 @@ def test_missing_model_dir_or_data_file_is_named(tmp_path):
 
 def test_smollm2_preset_is_opt_in_and_held_out():
     cfg = lm_sft.smollm2()
-    assert (
-        cfg.real and cfg.cell_names() == ("gym:letter_counting",) and "smollm2" in lm_sft.PRESETS
-    )
+    assert cfg.real and cfg.cell_names() == ("gym:letter_counting",) and "smollm2" in lm_sft.PRESETS
     assert not lm_sft.quick().real
 
 
