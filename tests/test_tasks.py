@@ -171,6 +171,31 @@ def test_countdown_game_of_24():
         CountdownTask(num_numbers=7)
 
 
+@pytest.mark.parametrize("task", [CountdownTask(), CountdownTask(target=None, num_numbers=3)])
+def test_countdown_failed_attempts_are_valid_chains_that_miss_the_target(task):
+    """Each corrupted solution combines the given numbers with correct integer arithmetic,
+    every line's result is right, and the ``Answer:`` expression misses the target."""
+    for ex in task.examples(20, seed=3):
+        wrong = task.corrupted_solutions(ex)
+        assert 1 <= len(wrong) <= task.max_corrupted and len(set(wrong)) == len(wrong)
+        assert task.solution(ex) not in wrong
+        for text in [*wrong, task.misconception(ex)]:
+            *lines, answer = text.split("\n")
+            assert len(lines) == len(ex.meta["numbers"]) - 1
+            for line in lines:
+                lhs, rhs = line.split("=")
+                assert parse_expression(lhs)[0] == parse_expression(rhs)[0], line
+            value, used = parse_expression(answer.removeprefix("Answer: "))
+            assert sorted(used) == ex.meta["numbers"] and value != ex.meta["target"]
+            assert value == parse_expression(lines[-1].split("=")[1])[0]
+            assert not task.grade(text, ex)
+        assert task.wrong_answers(ex) and not any(
+            task.check_answer(a, ex) for a in task.wrong_answers(ex)
+        )
+    with pytest.raises(ValueError, match="max_corrupted"):
+        CountdownTask(max_corrupted=0)
+
+
 def test_invalid_task_configs_raise():
     with pytest.raises(ValueError, match="num_ops"):
         ArithmeticTask(num_ops=0)

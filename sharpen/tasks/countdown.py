@@ -128,6 +128,49 @@ def _random_steps(numbers: Sequence[int], rng) -> tuple[tuple, ...] | None:
     return tuple(steps) if 10 <= pool[0] <= 100 else None
 
 
+@functools.lru_cache(maxsize=20_000)
+def _chains(values: tuple[int, ...]) -> tuple[tuple[tuple, ...], ...]:
+    """Every chain of combinations of ``values`` down to one number, in a fixed order.
+
+    A combination takes two pool entries ``a >= b`` and one of ``a+b``, ``a-b``, ``a*b``, and
+    ``a/b`` when ``b`` divides ``a`` (the forms :func:`_random_steps` uses: integer,
+    non-negative results). Steps are ``(a, op, b, result)`` with :class:`Fraction` values.
+    """
+
+    def rec(pool: tuple[Fraction, ...]):
+        if len(pool) == 1:
+            yield ()
+            return
+        for i, j in itertools.combinations(range(len(pool)), 2):
+            a, b = max(pool[i], pool[j]), min(pool[i], pool[j])
+            rest = tuple(v for k, v in enumerate(pool) if k not in (i, j))
+            cands = [(a, "+", b, a + b), (a, "-", b, a - b), (a, "*", b, a * b)]
+            if b != 0 and a % b == 0:
+                cands.append((a, "/", b, a / b))
+            for step in cands:
+                for tail in rec((*rest, step[3])):
+                    yield (step, *tail)
+
+    return tuple(dict.fromkeys(rec(tuple(Fraction(v) for v in values))))
+
+
+def _expression(numbers: Sequence[int], steps: Sequence[tuple]) -> str:
+    """The single expression that performs ``steps`` on ``numbers`` (the ``Answer:`` line)."""
+    pool: list[tuple[Fraction, str]] = [(Fraction(x), str(x)) for x in numbers]
+    for a, op, b, r in steps:
+        ea = pool.pop(next(k for k, (v, _) in enumerate(pool) if v == a))[1]
+        eb = pool.pop(next(k for k, (v, _) in enumerate(pool) if v == b))[1]
+        pool.append((r, f"{_wrap(ea)}{op}{_wrap(eb)}"))
+    return pool[0][1]
+
+
+def _render(numbers: Sequence[int], steps: Sequence[tuple]) -> str:
+    """One ``a op b=c`` line per step, then ``Answer: <expression>`` (as :meth:`solution`)."""
+    par = lambda x: f"({x})" if "/" in x else x  # noqa: E731
+    lines = [f"{par(_fmt(a))}{op}{par(_fmt(b))}={_fmt(r)}" for a, op, b, r in steps]
+    return "\n".join([*lines, f"Answer: {_expression(numbers, steps)}"])
+
+
 @functools.lru_cache(maxsize=200_000)
 def _solve(values: tuple[Fraction, ...], target: Fraction) -> tuple[tuple, ...] | None:
     """Steps ``((a, op, b, result), ...)`` combining sorted ``values`` into ``target``, or None."""
@@ -157,6 +200,8 @@ class CountdownTask(Task):
       target: the fixed target (24 = Game of 24), or ``None`` to draw a reachable integer target
         in ``[10, 100]`` per problem (countdown).
       max_number: largest given number.
+      max_corrupted: most failed attempts :meth:`corrupted_solutions` returns (training
+        corpora, :mod:`sharpen.tasks.corpus`).
       name: registry name.
 
     Only solvable problems are generated (rejection sampling with an exact solver). ``meta``:
@@ -167,6 +212,7 @@ class CountdownTask(Task):
     num_numbers: int = 4
     target: int | None = 24
     max_number: int = 13
+    max_corrupted: int = 24
     name: str = "countdown"
 
     def __post_init__(self):
@@ -176,6 +222,8 @@ class CountdownTask(Task):
             raise ValueError(f"target must be a positive int or None, got {self.target!r}")
         if not isinstance(self.max_number, int) or self.max_number < 2:
             raise ValueError(f"max_number must be an int >= 2, got {self.max_number!r}")
+        if not isinstance(self.max_corrupted, int) or self.max_corrupted < 1:
+            raise ValueError(f"max_corrupted must be an int >= 1, got {self.max_corrupted!r}")
 
     def _make(self, seed: int, index: int) -> Example:
         rng = example_rng(self.name, seed, index)
@@ -191,14 +239,9 @@ class CountdownTask(Task):
                 steps = _solve(tuple(Fraction(x) for x in numbers), Fraction(target))
                 if steps is not None:
                     break
-        pool: list[tuple[Fraction, str]] = [(Fraction(x), str(x)) for x in numbers]
-        for a, op, b, r in steps:
-            ea = pool.pop(next(k for k, (v, _) in enumerate(pool) if v == a))[1]
-            eb = pool.pop(next(k for k, (v, _) in enumerate(pool) if v == b))[1]
-            pool.append((r, f"{_wrap(ea)}{op}{_wrap(eb)}"))
         return Example(
             prompt=f"Make {target} from {' '.join(map(str, numbers))}.",
-            answer=pool[0][1],
+            answer=_expression(numbers, steps),
             meta={
                 "numbers": numbers,
                 "target": target,
@@ -217,6 +260,38 @@ class CountdownTask(Task):
         par = lambda x: f"({x})" if "/" in x else x  # noqa: E731
         lines = [f"{par(a)}{op}{par(b)}={r}" for a, op, b, r in example.meta["steps"]]
         return "\n".join([*lines, f"Answer: {example.answer}"])
+
+    def corrupted_solutions(self, example: Example) -> list[str]:
+        """Distinct honest *failed* attempts, in a fixed order: every chain of valid combinations
+        (integer results, ``a >= b``, ``/`` only when exact, as :func:`_chains` enumerates) that
+        ends at a value other than the target, rendered like :meth:`solution` (its ``Answer:``
+        expression evaluates to that value, so it is graded wrong). At most ``max_corrupted``,
+        taken evenly spaced over the enumeration so every first combination is represented.
+        """
+        target = Fraction(example.meta["target"])
+        wrong = [c for c in _chains(tuple(example.meta["numbers"])) if c[-1][3] != target]
+        if len(wrong) > self.max_corrupted:
+            stride = len(wrong) / self.max_corrupted
+            wrong = [wrong[int(i * stride)] for i in range(self.max_corrupted)]
+        return [_render(example.meta["numbers"], steps) for steps in wrong]
+
+    def misconception(self, example: Example) -> str:
+        """One systematic wrong attempt: add the numbers from largest to smallest (when that sum
+        is the target, the first other entry of :meth:`corrupted_solutions`)."""
+        numbers = sorted(example.meta["numbers"], reverse=True)
+        steps, acc = [], Fraction(numbers[0])
+        for x in numbers[1:]:
+            steps.append((acc, "+", Fraction(x), acc + x))
+            acc += x
+        if acc == example.meta["target"]:
+            return self.corrupted_solutions(example)[0]
+        return _render(example.meta["numbers"], tuple(steps))
+
+    def wrong_answers(self, example: Example) -> list[str]:
+        """Wrong final expressions: those of the first failed attempts of
+        :meth:`corrupted_solutions` (each uses the right numbers, misses the target)."""
+        out = [c.rsplit("Answer: ", 1)[1] for c in self.corrupted_solutions(example)]
+        return list(dict.fromkeys(out))[:6]
 
     def check_answer(self, answer: str, example: Example) -> bool:
         """Exact check: uses exactly ``meta['numbers']`` and evaluates to ``meta['target']``.
