@@ -24,15 +24,30 @@ entropy of the producing model along its outputs (the base's for inference metho
 tokens spent per output at inference (BoN: all N draws; power: the initial draw plus every
 proposed suffix). The evaluation key is shared by all methods (common random numbers).
 
+Mass on the exact mode (char models, as ``lm_sft``): the base model's exact sequence mode ``y*``
+of each of the first ``mode_prompts`` eval prompts is found once by certified best-first search
+(:func:`lm_modes.certified_modes`, ``mode_budget`` expansions per prompt; prompts where it does
+not finish are left out), and every row reports ``mode_mass``, the mean over certified prompts of
+the method's probability of outputting ``y*``, and ``mode_logprob``, the mean of its log. Trained
+policies and ``base``: ``pi(y*|x)`` scored under the policy. ``bon``: the exact
+``1 - (1 - pi_base(y*|x))^bon_n``, since BoN by ``log pi_base`` outputs ``y*`` iff one of its
+draws is ``y*`` (log-prob ties aside). ``power_a=*``: NaN (the law of a finite MH chain has no
+closed form, and its limit ``pi_base^alpha / Z`` needs the unknown ``Z``). Real models: NaN, no
+search (49k-token vocabularies: certified search cannot finish).
+
 Run folder (``<out>/``)::
 
     config.json   resolved Config
-    units/        seed=<s>_method=<m>.csv (one row each; a killed run resumes from these)
+    units/        modes.csv (the base model's certified modes; char models),
+                  seed=<s>_method=<m>.csv (one row each; a killed run resumes from these)
     metrics.csv   seed, method, kind, train_responses, train_steps, final_loss, accuracy_t1,
-                  accuracy_greedy, base_loglik, entropy, decode_tokens, num_tokens, acceptance
+                  accuracy_greedy, base_loglik, entropy, decode_tokens, num_tokens, acceptance,
+                  mode_mass, mode_logprob
+    modes.csv     task, prompt_id, exact, response_ids, mode_logprob, correct (char models)
     summary.csv   checks: every training method raises mean log pi_base of its T = 1 samples over
                   base sampling; power sampling's mean log pi_base rises with alpha (1 < 2 < 4);
-                  info rows for accuracies and budgets (checks are info rows unless ``strict``)
+                  info rows for accuracies, budgets and the mass on ``y*`` of every method vs the
+                  base model's (checks are info rows unless ``strict``)
 
 Base model: ``pretrain_dir``; else the sibling ``<out>/../lm_pretrain`` when it holds ``model``
 trained on ``task``; else ``lm_pretrain``'s ``pretrain_preset`` is trained into ``<out>/pretrain``.
@@ -41,13 +56,16 @@ GPT-2 / Llama / Qwen2 checkpoint) on one task, ``gym_tasks=<name>`` or ``data_fi
 GSM8K / MATH JSONL, ``data_format``), with the 1-shot prompts of ``experiments/lm_real.py``; the
 eval and training prompts are its disjoint held-out splits (:func:`lm_real.real_splits`).
 Scale limit: every training method here is *full* fine-tuning (AdamW state for all weights) and
-the evaluation samples and scores all eval prompts in one call (logits ``[P x S, L, V]``), so a
+the evaluation scores all eval prompts in one call (logits ``[P x S, L, V]``), so a
 49k-vocabulary 135M model fits 2 CPU cores only at toy sizes (a few eval prompts, m ~ 16);
 the path is tested on a tiny random Llama checkpoint, and no SmolLM2 run is reported.
 
 Devices: evaluation and SFT / pair corpus sampling shard over all devices
-(:func:`sharpen.lm.sharding.generate_sharded`); XPO's per-round sampling inside its training
-loop (:func:`sharpen.lm.rlhf_lm.xpo_round`) and the power-sampling MH chains stay on one device.
+(:func:`sharpen.lm.sampler.generate` with a mesh). A sampling call of more than ``sample_rows``
+rows (prompts x samples; e.g. BoN on the full preset, 256 x 64 x 4) is split into chunks of
+:func:`sharpen.lm.chunked.generate_chunked` (chunk ``c``: key ``fold_in(key, c)``); calls that
+fit run at once on the key itself. XPO's per-round sampling inside its training loop
+(:func:`sharpen.lm.rlhf_lm.xpo_round`) and the power-sampling MH chains stay on one device.
 
 Command: ``sharpen run lm_rlhf [--preset smoke|quick|full] [--set model_dir=DIR
 data_file=FILE data_format=gsm8k]``; feeds ``figures/fig_lm_rlhf.py``.
@@ -66,10 +84,10 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from experiments import io, lm_real
+from experiments import io, lm_modes, lm_real
 from experiments import lm_pretrain as lmp
 from experiments.registry import ExperimentSpec, register
-from sharpen.lm import power_sampling, sharding
+from sharpen.lm import chunked, power_sampling, sampler, sharding
 from sharpen.lm import rlhf_lm as R
 from sharpen.lm import train as T
 from sharpen.lm.batching import left_pad
@@ -81,6 +99,7 @@ _LOSSES = {"eq8": R.eq8_lm_loss, "dpo": R.dpo_lm_loss}
 COLUMNS = (
     "seed", "method", "kind", "train_responses", "train_steps", "final_loss", "accuracy_t1",
     "accuracy_greedy", "base_loglik", "entropy", "decode_tokens", "num_tokens", "acceptance",
+    "mode_mass", "mode_logprob",
 )  # fmt: skip
 
 
@@ -95,6 +114,10 @@ class Config:
 
     ``smollm2`` or ``model_dir`` replaces the char model (``model``, ``task``, ``pretrain_*``
     unused) by a real one on exactly one task: one of ``gym_tasks`` or ``data_file``.
+
+    ``mode_prompts`` eval prompts (char models only) get the base model's certified mode ``y*``
+    (``mode_budget`` search expansions each); every evaluation reports the mass on it.
+    ``sample_rows`` bounds the rows (prompts x samples) of one sampling call (module docstring).
     """
 
     pretrain_dir: str = ""
@@ -121,6 +144,9 @@ class Config:
     lr: float = 1e-4
     power_alphas: tuple[float, ...] = (2.0, 4.0)
     power_steps: int = 8
+    mode_prompts: int = 16
+    mode_budget: int = 3000
+    sample_rows: int = 4096
     num_seeds: int = 1
     strict: bool = True
     seed: int = 0
@@ -146,7 +172,8 @@ class Config:
         if self.task not in lmp.TASK_VARIANTS:
             raise ValueError(f"task must be one of {lmp.TASK_VARIANTS}, got {self.task!r}")
         for field in ("budget", "bon_n", "num_train_prompts", "eval_prompts", "eval_samples",
-                      "max_new_tokens", "xpo_rounds", "train_steps", "batch_size", "num_seeds"):  # fmt: skip
+                      "max_new_tokens", "xpo_rounds", "train_steps", "batch_size", "num_seeds",
+                      "sample_rows"):  # fmt: skip
             if getattr(self, field) < 1:
                 raise ValueError(f"{field} must be >= 1, got {getattr(self, field)}")
         if self.budget % self.bon_n or self.budget % (2 * self.xpo_rounds):
@@ -158,6 +185,9 @@ class Config:
             )
         if not (self.beta > 0 and self.lr > 0 and self.xpo_alpha >= 0 and self.xpo_loss_weight > 0):
             raise ValueError("need beta > 0, lr > 0, xpo_alpha >= 0, xpo_loss_weight > 0")
+        for field in ("mode_prompts", "mode_budget"):
+            if getattr(self, field) < 0:
+                raise ValueError(f"{field} must be >= 0, got {getattr(self, field)}")
         if any(a <= 1 for a in self.power_alphas) or self.power_steps < 0:
             raise ValueError(f"power_alphas must be > 1 and power_steps >= 0, got "
                              f"{self.power_alphas}, {self.power_steps}")  # fmt: skip
@@ -180,14 +210,15 @@ def smoke() -> Config:
     return Config(
         pretrain_preset="smoke", model="micro", budget=16, bon_n=4, num_train_prompts=16,
         eval_prompts=4, eval_samples=2, max_new_tokens=16, xpo_rounds=2, train_steps=4,
-        batch_size=4, power_steps=1, strict=False,
+        batch_size=4, power_steps=1, mode_prompts=2, mode_budget=200, strict=False,
     )  # fmt: skip
 
 
 def quick() -> Config:
     """``sharpen run lm_rlhf``: the ``lm_pretrain`` quick run's ``tiny@800`` (as ``lm_sft``
     quick) on 2-step arithmetic, m = 256 responses per training method, 48 steps of 16, 64
-    held-out prompts x 4 outputs, power sampling alpha in {2, 4} with 8 MH moves. Runtime:
+    held-out prompts x 4 outputs, power sampling alpha in {2, 4} with 8 MH moves, exact mode
+    ``y*`` on 16 prompts (3000 expansions each). Runtime:
     paper_repro.md. Feeds ``figures/fig_lm_rlhf.py``.
     """
     return Config(model="tiny@800")
@@ -198,13 +229,14 @@ def quick() -> Config:
 
 
 def full() -> Config:
-    """``sharpen run lm_rlhf --preset full``: m = 1024, 192 steps, 256 held-out prompts x 8, 3 seeds,
-    16 MH moves. Feeds ``figures/fig_lm_rlhf.py``.
+    """``sharpen run lm_rlhf --preset full``: m = 1024, 192 steps, 256 held-out prompts x 64
+    outputs, 3 seeds, 16 MH moves, exact mode ``y*`` on 64 prompts (5000 expansions each).
+    Feeds ``figures/fig_lm_rlhf.py``.
     """
     return Config(
         pretrain_preset="full", budget=1024, num_train_prompts=1024, eval_prompts=256,
-        eval_samples=8, max_new_tokens=96, xpo_rounds=8, train_steps=192, power_steps=16,
-        num_seeds=3,
+        eval_samples=64, max_new_tokens=96, xpo_rounds=8, train_steps=192, power_steps=16,
+        mode_prompts=64, mode_budget=5000, num_seeds=3,
     )  # fmt: skip
 
 
@@ -238,10 +270,12 @@ class Setup:
         else:
             ev, tr = self._char(cfg, pre_dir)
         width = max(map(len, ev + tr))
+        self.eval_ids = ev
         self.eval_batch = left_pad(ev, pad_id=self.tok.pad_id, bucket=16, min_length=width)
         self.train_batch = left_pad(tr, pad_id=self.tok.pad_id, bucket=16, min_length=width)
         self.prompt_len = self.eval_batch.tokens.shape[1]
         self.max_new_tokens = cfg.max_new_tokens
+        self.sample_rows = cfg.sample_rows
 
     def _char(self, cfg: Config, pre_dir: Path) -> tuple[list, list]:
         pre = lmp.stored_config(pre_dir)
@@ -275,18 +309,21 @@ class Setup:
 
         Rows are padded to a multiple of the device count by repeating the last prompt (then
         dropped), so the samples equal the 1-device ones whenever the row count divides evenly.
+        More than ``sample_rows`` rows go in chunks (module docstring).
         """
         mesh = sharding.make_mesh()
-        rows = np.shape(tokens)[0]
-        pad = -rows % mesh.shape["data"]
+        b = np.shape(tokens)[0]
+        kw = dict(cfg=self.lm_cfg, num_samples=num_samples, max_new_tokens=self.max_new_tokens,
+                  eos_id=self.tok.eos_id, pad_id=self.tok.pad_id, greedy=greedy, mesh=mesh)  # fmt: skip
+        if chunked.chunk_size(b, num_samples, self.sample_rows, mesh.shape["data"]) < b:
+            return chunked.generate_chunked(
+                params, tokens, mask, key=key, rows=self.sample_rows, **kw
+            )
+        pad = -b % mesh.shape["data"]
         tokens, mask = (np.concatenate([x, np.repeat(x[-1:], pad, axis=0)])
                         for x in (np.asarray(tokens), np.asarray(mask)))  # fmt: skip
-        out = sharding.generate_sharded(
-            sharding.shard_params(params, mesh), tokens, mask, mesh, cfg=self.lm_cfg, key=key,
-            num_samples=num_samples, max_new_tokens=self.max_new_tokens, eos_id=self.tok.eos_id,
-            pad_id=self.tok.pad_id, greedy=greedy,
-        )  # fmt: skip
-        return jax.tree.map(lambda x: np.asarray(x)[:rows], out)
+        out = sampler.generate(sharding.shard_params(params, mesh), tokens, mask, key=key, **kw)
+        return jax.tree.map(lambda x: np.asarray(x)[:b], out)
 
     def train_prompts(self, idx):
         idx = np.asarray(idx) % len(self.train_examples)
@@ -318,8 +355,19 @@ def _row(seed, method, kind, **values) -> pd.DataFrame:
     return pd.DataFrame([row], columns=list(COLUMNS))
 
 
-def eval_policy(cfg: Config, setup: Setup, params, *, key) -> dict:
-    """T = 1 (``eval_samples`` per prompt) and greedy metrics of a policy."""
+def _mode_logprobs(cfg: Config, setup: Setup, params, modes: pd.DataFrame | None) -> np.ndarray:
+    """``[K]`` ``log pi(y*|x)`` under ``params`` of the certified modes (empty without any)."""
+    if modes is None:
+        return np.zeros((0,))
+    return lm_modes.mode_logprobs(params, setup.eval_ids, modes, cfg=setup.lm_cfg,
+                                  pad_id=setup.tok.pad_id, max_new_tokens=cfg.max_new_tokens)  # fmt: skip
+
+
+def eval_policy(
+    cfg: Config, setup: Setup, params, *, key, modes: pd.DataFrame | None = None
+) -> dict:
+    """T = 1 (``eval_samples`` per prompt) and greedy metrics of a policy, and its mass on the
+    base model's certified modes ``modes``."""
     b = setup.eval_batch
     out = setup.gen(params, b.tokens, b.mask, key=key, num_samples=cfg.eval_samples)
     correct = _grade(setup, out.tokens, out.lengths, out.finished, setup.eval_examples)
@@ -335,6 +383,7 @@ def eval_policy(cfg: Config, setup: Setup, params, *, key) -> dict:
         "entropy": float(np.asarray(own.entropy, np.float64).mean()),
         "decode_tokens": float(lengths.mean()),
         "num_tokens": float(lengths.mean()),
+        **lm_modes.mode_mass(_mode_logprobs(cfg, setup, params, modes)),
     }
 
 
@@ -350,8 +399,9 @@ def _eval_outputs(setup: Setup, tokens, lengths, finished, decode) -> dict:
     }
 
 
-def eval_bon(cfg: Config, setup: Setup, *, key) -> dict:
-    """Best of ``bon_n`` base draws by ``log pi_base``, ``eval_samples`` outputs per prompt."""
+def eval_bon(cfg: Config, setup: Setup, *, key, modes: pd.DataFrame | None = None) -> dict:
+    """Best of ``bon_n`` base draws by ``log pi_base``, ``eval_samples`` outputs per prompt; its
+    probability of outputting ``y*`` is exact (:func:`lm_modes.bon_mode_logprob`)."""
     b, s, n = setup.eval_batch, cfg.eval_samples, cfg.bon_n
     out = setup.gen(setup.params, b.tokens, b.mask, key=key, num_samples=s * n)
     lp = np.asarray(out.base_logprobs, np.float64).sum(-1).reshape(-1, s, n)
@@ -364,11 +414,14 @@ def eval_bon(cfg: Config, setup: Setup, *, key) -> dict:
         return np.take_along_axis(x, idx, axis=2)[:, :, 0]
 
     decode = np.asarray(out.lengths).reshape(-1, s, n).sum(-1)
-    return _eval_outputs(setup, sel(out.tokens), sel(out.lengths), sel(out.finished), decode)
+    hit = lm_modes.bon_mode_logprob(_mode_logprobs(cfg, setup, setup.params, modes), n)
+    return {**_eval_outputs(setup, sel(out.tokens), sel(out.lengths), sel(out.finished), decode),
+            **lm_modes.mode_mass(hit)}  # fmt: skip
 
 
 def eval_power(cfg: Config, setup: Setup, alpha: float, *, key) -> dict:
-    """``eval_samples`` MH chains per prompt targeting ``pi_base^alpha``; final states."""
+    """``eval_samples`` MH chains per prompt targeting ``pi_base^alpha``; final states (mode
+    metrics NaN: the chain's law has no closed form, module docstring)."""
     b = setup.eval_batch
     res = power_sampling.power_sample(
         setup.params, b.tokens, b.mask, cfg=setup.lm_cfg, key=key, alpha=alpha,
@@ -459,17 +512,19 @@ def train_xpo(cfg: Config, setup: Setup, *, key):
     return state.train.params, float(info["loss"][-1])
 
 
-def method_unit(cfg: Config, setup: Setup, seed: int, method: str) -> pd.DataFrame:
-    """One row of ``metrics.csv``: train (if a training method) and evaluate ``method``."""
+def method_unit(
+    cfg: Config, setup: Setup, seed: int, method: str, modes: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """One row of ``metrics.csv``: train (if a training method) and evaluate ``method``
+    (``modes``: the base model's certified modes, or ``None``: mode metrics NaN)."""
     root = jax.random.fold_in(jax.random.key(cfg.seed), seed)
     eval_key = jax.random.fold_in(root, 0)
     key = jax.random.fold_in(root, 1 + cfg.methods().index(method))
     if method == "base":
-        return _row(
-            seed, method, "inference", **eval_policy(cfg, setup, setup.params, key=eval_key)
-        )
+        metrics = eval_policy(cfg, setup, setup.params, key=eval_key, modes=modes)
+        return _row(seed, method, "inference", **metrics)
     if method == "bon":
-        return _row(seed, method, "inference", **eval_bon(cfg, setup, key=eval_key))
+        return _row(seed, method, "inference", **eval_bon(cfg, setup, key=eval_key, modes=modes))
     if method.startswith("power_a="):
         alpha = float(method.split("=")[1])
         return _row(seed, method, "inference", **eval_power(cfg, setup, alpha, key=eval_key))
@@ -480,7 +535,17 @@ def method_unit(cfg: Config, setup: Setup, seed: int, method: str) -> pd.DataFra
     else:
         params, loss = train_pairs(cfg, setup, method, key=key)
     return _row(seed, method, "train", train_responses=cfg.budget, train_steps=cfg.train_steps,
-                final_loss=loss, **eval_policy(cfg, setup, params, key=eval_key))  # fmt: skip
+                final_loss=loss, **eval_policy(cfg, setup, params, key=eval_key, modes=modes))  # fmt: skip
+
+
+def mode_unit(cfg: Config, setup: Setup) -> pd.DataFrame:
+    """The base model's certified mode ``y*`` on the first ``mode_prompts`` eval prompts
+    (:func:`lm_modes.certified_modes`): the ``modes.csv`` rows."""
+    return lm_modes.certified_modes(
+        setup.params, setup.eval_ids[: cfg.mode_prompts], cfg=setup.lm_cfg, tokenizer=setup.tok,
+        max_new_tokens=cfg.max_new_tokens, budget=cfg.mode_budget, task=cfg.task,
+        grade=lambda text, p: setup.task.grade(text, setup.eval_examples[p]),
+    )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- summary
@@ -488,7 +553,9 @@ def method_unit(cfg: Config, setup: Setup, seed: int, method: str) -> pd.DataFra
 _srow = functools.partial(io.summary_row, NAME)
 
 
-def summary_rows(cfg: Config, metrics: pd.DataFrame) -> list[dict]:
+def summary_rows(
+    cfg: Config, metrics: pd.DataFrame, modes: pd.DataFrame | None = None
+) -> list[dict]:
     """Checks and info rows of the module docstring (seed means)."""
     mean = metrics.groupby("method", sort=False).mean(numeric_only=True)
     base_ll = float(mean.loc["base", "base_loglik"])
@@ -512,6 +579,24 @@ def summary_rows(cfg: Config, metrics: pd.DataFrame) -> list[dict]:
         rows.append(_srow(f"{m}: T=1 accuracy (greedy {r.accuracy_greedy:.3f}; decode tokens/output "
                           f"{r.decode_tokens:.1f}; entropy {r.entropy:.3f}; base loglik "
                           f"{r.base_loglik:.3f})", "", float(r.accuracy_t1), verdict="info"))  # fmt: skip
+    rows += _mode_rows(cfg, mean, modes)
+    return rows
+
+
+def _mode_rows(cfg: Config, mean: pd.DataFrame, modes: pd.DataFrame | None) -> list[dict]:
+    """Info rows: each method's mass on the base model's certified ``y*`` vs the base's."""
+    if modes is None or not (modes["exact"] == 1).any():
+        return []
+    certified = int((modes["exact"] == 1).sum())
+    base = float(mean.loc["base", "mode_mass"])
+    rows = [_srow(f"base: mean pi_base(y*|x) of the certified exact mode y* ({certified}/"
+                  f"{len(modes)} prompts certified; y* correct on {int(modes['correct'].sum())})",
+                  "", base, verdict="info")]  # fmt: skip
+    for m in cfg.methods():
+        mass = float(mean.loc[m, "mode_mass"])
+        if m != "base" and np.isfinite(mass):
+            rows.append(_srow(f"{m}: mean probability of outputting y* (sharpening's target) vs "
+                              f"base ({base:.4g})", f"> {base:.4g} (info)", mass, verdict="info"))  # fmt: skip
     return rows
 
 
@@ -529,15 +614,20 @@ def run(cfg: Config, out_dir: Path) -> None:
             setup.append(Setup(cfg, pre_dir))
         return setup[0]
 
+    modes = None
+    if cfg.mode_prompts and cfg.mode_budget and not cfg.real:  # 49k-token vocabularies: no
+        modes = io.cached_unit(out_dir, "modes", lambda: mode_unit(cfg, get_setup()))
     frames = []
     for seed in range(cfg.num_seeds):
         for method in cfg.methods():
             unit = f"seed={seed}_method={method}"
-            frames.append(io.cached_unit(out_dir, unit,
-                                         lambda s=seed, m=method: method_unit(cfg, get_setup(), s, m)))  # fmt: skip
+            frames.append(io.cached_unit(out_dir, unit, lambda s=seed, m=method:
+                                         method_unit(cfg, get_setup(), s, m, modes)))  # fmt: skip
     metrics = pd.concat(frames, ignore_index=True)
     io.finalize_metrics(out_dir, frames)
-    io.write_summary(out_dir, summary_rows(cfg, metrics))
+    if modes is not None:
+        io.finalize_metrics(out_dir, [modes], name="modes.csv")
+    io.write_summary(out_dir, summary_rows(cfg, metrics, modes))
 
 
 SPEC = register(

@@ -1,7 +1,7 @@
 """LM SFT-Sharpening — amortize best-of-N into the weights (paper Table 1, Figs. 7–9; EXPERIMENTS §6, §10.4).
 
 Recipe (App. A.3), per (task, seed): draw ``N_max = max(ns)`` responses at temperature 1 for every
-*training* prompt with :func:`sharpen.lm.sharding.generate_sharded`, which returns the **base**
+*training* prompt with :func:`sharpen.lm.chunked.generate_chunked`, which returns the **base**
 log-probs; for each ``N`` in ``ns`` keep the BoN winner among the first ``N`` draws by
 ``log pi_base(y|x)`` (the self-reward, Eq. 2; ties uniformly at random, :func:`select_bon`). The
 ``(prompt, winner)`` pairs form the corpus; the base model is fine-tuned on it by next-token
@@ -38,7 +38,7 @@ so no text round trip. Scale on this CPU: the ``smollm2`` preset (32 / 16 prompt
 
 Evaluation, at step 0 and every ``eval_every`` steps (and the last), on the eval prompts: the
 fine-tuned model's greedy accuracy, and ``eval_samples`` ``T = 1`` samples per prompt giving
-``T = 1`` accuracy, pass@k (``k`` in 1, 2, 4, 8, 16 up to ``eval_samples``: diversity
+``T = 1`` accuracy, pass@k (``k`` in 1, 2, 4, ..., 64 up to ``eval_samples``: diversity
 collapse?), the mean per-token entropy of the fine-tuned model along its samples, and
 ``log pi_base`` of the samples under the **frozen base** (scored by :func:`sharpen.lm.scorer.score`),
 and (char models) the fine-tuned model's mean probability ``pi(y*|x)`` of the base model's
@@ -110,20 +110,20 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from experiments import io, lm_real
+from experiments import io, lm_modes, lm_real
 from experiments import lm_pretrain as lmp
 from experiments.registry import ExperimentSpec, register
 from sharpen import selection
-from sharpen.lm import sharding
 from sharpen.lm import train as T
 from sharpen.lm.batching import bucket_length, left_pad
+from sharpen.lm.chunked import generate_chunked
 from sharpen.lm.config import LMConfig
 from sharpen.lm.scorer import score
 from sharpen.tasks import Task
 
 NAME = "lm_sft"
 METHODS = ("lora", "full")
-PASS_KS = (1, 2, 4, 8, 16)
+PASS_KS = (1, 2, 4, 8, 16, 32, 64)
 TRAIN_SEED_OFFSET = lm_real.TRAIN_SEED_OFFSET  # training prompts: examples(seed = seed + this)
 
 
@@ -297,10 +297,12 @@ def full() -> Config:
     """``sharpen run lm_sft --preset full``: the protocol of EXPERIMENTS §6 / §10.4 on the
     ``lm_pretrain`` full "small" model: 3 tasks, 256 training and 128 eval prompts, N in
     {10, 25, 50} (Fig. 9), LoRA (rank 16) and full fine-tuning, 3 seeds, 30 epochs of batch 4
-    (1920 steps, eval every 64 steps, 16 samples per eval prompt), weight decay 0.1.
+    (1920 steps, eval every 64 steps, 64 samples per eval prompt: pass@k up to k = 64),
+    weight decay 0.1.
 
     Estimated runtime on 2 idle cores: corpus ~15 min per (task, seed); per unit 1920 steps plus
-    31 evaluations of 128 x 16 samples ~10 min, x 54 units ~9 h. Feeds ``figures/fig_lm_sft.py``.
+    31 evaluations of 128 x 16 samples ~10 min, x 54 units ~9 h (estimated with 16 eval samples;
+    64 quadruple the evaluations' sampling and scoring). Feeds ``figures/fig_lm_sft.py``.
     """
     return Config(
         base_model="small",
@@ -314,7 +316,7 @@ def full() -> Config:
         batch_size=4,
         epochs=30,
         eval_every=64,
-        eval_samples=16,
+        eval_samples=64,
         weight_decay=0.1,
         max_new_tokens=96,
     )
@@ -474,48 +476,31 @@ def draw(
 ) -> Draws:
     """``num_samples`` responses (``T = 1`` or greedy) per prompt, in fixed-shape chunks.
 
-    Chunk ``c`` holds ``min(max(1, sample_rows // num_samples), #prompts)`` prompts rounded up
-    to a multiple of the device count (the last one padded by repeating its final prompt),
-    padded to the longest prompt, split over the ``"data"`` axis of
-    :func:`sharpen.lm.sharding.make_mesh` (:func:`sharpen.lm.sharding.generate_sharded`,
-    parameters replicated), and uses ``fold_in(key, c)``; its ``base_logprob`` is
-    ``log pi(y|x)`` of ``model`` at ``T = 1`` (the sampler's base log-probs).
+    The prompts are left-padded to the longest one and drawn by
+    :func:`sharpen.lm.chunked.generate_chunked`: chunk ``c`` holds ``min(max(1, sample_rows //
+    num_samples), #prompts)`` prompts rounded up to a multiple of the device count (the last one
+    padded by repeating its final prompt), split over the ``"data"`` axis of
+    :func:`sharpen.lm.sharding.make_mesh` (parameters replicated), and uses ``fold_in(key, c)``;
+    its ``base_logprob`` is ``log pi(y|x)`` of ``model`` at ``T = 1`` (the sampler's base
+    log-probs).
     """
     tok = model.tokenizer
-    mesh = sharding.make_mesh()
-    devices = mesh.shape["data"]
-    plen = bucket_length(max(map(len, prompt_ids)), 16)
-    chunk = min(max(1, sample_rows // num_samples), len(prompt_ids))
-    chunk = -(-chunk // devices) * devices
-    params = sharding.shard_params(model.params, mesh)
-    outs = []
-    for c, idx in enumerate(_chunks(len(prompt_ids), chunk)):
-        part = [prompt_ids[i] for i in idx]
-        part += [part[-1]] * (chunk - len(part))
-        batch = left_pad(part, pad_id=tok.pad_id, bucket=16, min_length=plen)
-        out = sharding.generate_sharded(
-            params,
-            batch.tokens,
-            batch.mask,
-            mesh,
-            cfg=model.lm_cfg,
-            key=None if greedy else jax.random.fold_in(key, c),
-            num_samples=num_samples,
-            max_new_tokens=max_new_tokens,
-            eos_id=tok.eos_id,
-            pad_id=tok.pad_id,
-            greedy=greedy,
-        )
-        keep = len(idx)
-        outs.append(
-            Draws(
-                np.asarray(out.tokens)[:keep],
-                np.asarray(out.lengths)[:keep],
-                np.asarray(out.base_logprobs, np.float64)[:keep].sum(axis=-1),
-                np.asarray(out.finished)[:keep],
-            )
-        )
-    return Draws(*(np.concatenate(parts) for parts in zip(*outs, strict=True)))
+    batch = left_pad(prompt_ids, pad_id=tok.pad_id, bucket=16)
+    out = generate_chunked(
+        model.params,
+        batch.tokens,
+        batch.mask,
+        cfg=model.lm_cfg,
+        key=key,
+        num_samples=num_samples,
+        max_new_tokens=max_new_tokens,
+        eos_id=tok.eos_id,
+        pad_id=tok.pad_id,
+        rows=sample_rows,
+        greedy=greedy,
+    )
+    base_logprob = np.asarray(out.base_logprobs, np.float64).sum(axis=-1)
+    return Draws(out.tokens, out.lengths, base_logprob, out.finished)
 
 
 def score_draws(
@@ -726,59 +711,21 @@ _merge = jax.jit(T.lora_merge, static_argnames=("alpha",))
 def mode_unit(cfg: Config, model: Model, cell: Cell) -> pd.DataFrame:
     """The base model's exact sequence mode ``y*`` on the first ``mode_prompts`` eval prompts.
 
-    Certified best-first search (:func:`sharpen.mode_finder.find_modes`, EOS completion) over
-    responses of at most ``max_new_tokens`` tokens; one row per prompt: ``prompt_id``,
-    ``exact`` (0 when the budget ran out: such prompts are left out of the mode metrics),
-    ``response_ids`` (JSON, EOS included), ``mode_logprob`` and ``correct``.
+    Certified best-first search over responses of at most ``max_new_tokens`` tokens
+    (:func:`lm_modes.certified_modes`); one row per prompt: ``prompt_id``, ``exact`` (0 when the
+    budget ran out: such prompts are left out of the mode metrics), ``response_ids`` (JSON, EOS
+    included), ``mode_logprob`` and ``correct``.
     """
-    from sharpen.lm.ar_adapter import lm_ar_model
-    from sharpen.mode_finder import find_modes
-
-    tok = model.tokenizer
-    rows = []
-    for p in range(min(cfg.mode_prompts, len(cell.eval_ids))):
-        ar = lm_ar_model(
-            model.params,
-            np.asarray(cell.eval_ids[p], np.int32),
-            cfg=model.lm_cfg,
-            horizon=cfg.max_new_tokens,
-            eos_id=tok.eos_id,
-            pad_id=tok.pad_id,
-        )
-        res = find_modes(
-            ar, node_budget=cfg.mode_budget, batch_size=64, eos_id=tok.eos_id, pad_id=tok.pad_id
-        )
-        exact = bool(res.exact and res.sequences.shape[0] > 0)
-        seq = res.sequences[0] if exact else np.zeros((0,), np.int32)
-        ends = np.flatnonzero(seq == tok.eos_id)
-        length = int(ends[0]) + 1 if ends.size else int(seq.size)
-        text = tok.decode(seq[: length - int(bool(ends.size))].tolist())
-        rows.append(
-            {
-                "task": cell.name,
-                "prompt_id": p,
-                "exact": int(exact),
-                "response_ids": json.dumps(seq[:length].tolist()),
-                "mode_logprob": float(res.logprob) if exact else math.nan,
-                "correct": int(exact and cell.task.grade(text, cell.eval_examples[p])),
-            }
-        )
-    return pd.DataFrame(
-        rows, columns=["task", "prompt_id", "exact", "response_ids", "mode_logprob", "correct"]
+    return lm_modes.certified_modes(
+        model.params,
+        cell.eval_ids[: cfg.mode_prompts],
+        cfg=model.lm_cfg,
+        tokenizer=model.tokenizer,
+        max_new_tokens=cfg.max_new_tokens,
+        budget=cfg.mode_budget,
+        task=cell.name,
+        grade=lambda text, p: cell.task.grade(text, cell.eval_examples[p]),
     )
-
-
-def _mode_draws(modes: pd.DataFrame, max_new_tokens: int, pad_id: int) -> tuple[list[int], Draws]:
-    """The certified modes as one-sample :class:`Draws` (``[K, 1, M]``) and their prompt ids."""
-    found = modes[modes["exact"] == 1]
-    tokens = np.full((len(found), 1, max_new_tokens), pad_id, np.int32)
-    lengths = np.zeros((len(found), 1), np.int32)
-    for i, ids in enumerate(found["response_ids"]):
-        ids = json.loads(ids)
-        tokens[i, 0, : len(ids)] = ids
-        lengths[i, 0] = len(ids)
-    zeros = np.zeros((len(found), 1))
-    return list(found["prompt_id"]), Draws(tokens, lengths, zeros, zeros.astype(bool))
 
 
 def evaluate(
@@ -813,14 +760,18 @@ def evaluate(
     for kk in PASS_KS:
         if kk <= k:
             out[f"pass@{kk}"] = float(selection.pass_at_k(num_correct, k, kk).mean())
-    out["mode_mass"] = out["mode_logprob"] = math.nan
-    if modes is not None and (modes["exact"] == 1).any():
-        pids, ystar = _mode_draws(modes, cfg.max_new_tokens, tuned.tokenizer.pad_id)
-        prompts = [cell.eval_ids[p] for p in pids]
-        lp, _ = score_draws(tuned, prompts, ystar, sample_rows=cfg.sample_rows)
-        out["mode_mass"] = float(np.exp(lp[:, 0]).mean())
-        out["mode_logprob"] = float(lp[:, 0].mean())
-    return out
+    lp = np.zeros((0,))
+    if modes is not None:
+        lp = lm_modes.mode_logprobs(
+            tuned.params,
+            cell.eval_ids,
+            modes,
+            cfg=tuned.lm_cfg,
+            pad_id=tuned.tokenizer.pad_id,
+            max_new_tokens=cfg.max_new_tokens,
+            rows=cfg.sample_rows,
+        )
+    return {**out, **lm_modes.mode_mass(lp)}
 
 
 def sft_unit(

@@ -10,7 +10,9 @@ loglik_lift, entropy, pass@k), ``lm_sft/reference.csv`` (base greedy, BoN@N, pas
 (c) mean per-token entropy of the fine-tuned model's samples vs step;
 (d) pass@k of the final fine-tuned models and of the base model (diversity collapse?);
 (e) accuracy vs total decode tokens: base BoN@N vs SFT (corpus generation + one sample per
-    eval prompt) at each corpus N (amortization).
+    eval prompt) at each corpus N (amortization);
+(f) mean mass ``pi(y*|x)`` of the fine-tuned model on the base model's certified exact mode
+    ``y*`` vs step (``mode_mass``; step 0 is the base model; char models only, else empty).
 """
 
 from __future__ import annotations
@@ -49,14 +51,18 @@ def make(runs_dir: Path, out_dir: Path) -> list[Path]:
     ns = sorted(metrics["N"].unique())
     color = {n: _COLORS[i % len(_COLORS)] for i, n in enumerate(ns)}
 
-    fig, axes = _plot.plt.subplots(1, 5, figsize=(22, 4.2))
-    ax_acc, ax_lik, ax_ent, ax_pass, ax_tok = axes
+    fig, grid = _plot.plt.subplots(2, 3, figsize=(17, 8.4))
+    axes = grid.ravel()
+    ax_acc, ax_lik, ax_ent, ax_pass, ax_tok, ax_mode = axes
     g_acc, g_lp = float(greedy["accuracy"]), float(greedy["sum_logprob"])
+    has_modes = "mode_mass" in metrics and bool(metrics["mode_mass"].notna().any())
     for (method, n), sub in metrics.groupby(["method", "N"], sort=True):
         label = f"SFT {method}, N={n}"
         _band(ax_acc, sub, "accuracy", color[n], _STYLES[method], label)
         _band(ax_lik, sub, "loglik_lift", color[n], _STYLES[method], label)
         _band(ax_ent, sub, "entropy", color[n], _STYLES[method], label)
+        if has_modes:
+            _band(ax_mode, sub, "mode_mass", color[n], _STYLES[method], label)
     for n in ns:
         ax_acc.axhline(bon.loc[n, "accuracy"], color=color[n], ls=":", lw=1, label=f"base BoN@{n}")
         ax_lik.axhline(bon.loc[n, "sum_logprob"] - g_lp, color=color[n], ls=":", lw=1)
@@ -132,7 +138,16 @@ def make(runs_dir: Path, out_dir: Path) -> list[Path]:
         ylabel="accuracy",
         title="(e) amortization",
     )
-    for ax in axes:
+    if has_modes:
+        ax_mode.set(
+            xlabel="training step",
+            ylabel="mean pi(y*|x) over certified prompts",
+            title="(f) mass on the base model's exact mode y*",
+        )
+    else:
+        ax_mode.text(0.5, 0.5, "no certified modes", ha="center", va="center")
+        ax_mode.set_axis_off()
+    for ax in axes if has_modes else axes[:5]:
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=6)
     fig.suptitle(f"SFT-Sharpening on {task} (held-out prompts; mean ± std over seeds)", fontsize=10)

@@ -21,6 +21,9 @@ from sharpen import selection
 EXPERIMENT = "lm_inference"
 #: N grid of EXPERIMENTS §10.3, cut at the run's N_max (which is always added).
 PAPER_NS = (1, 2, 5, 10, 20, 25, 50)
+#: Tasks of the paper's Fig. 5 (one model fine-tuned on Game of 24), kept out of the grid
+#: figures (Figs. 1-4, 6) and drawn by ``fig_lm_countdown``.
+OFF_GRID_TASKS = ("countdown", "game24")
 #: Majority-vote subsets per (seed, N) when the curves are computed here.
 NUM_SUBSETS = 16
 
@@ -74,9 +77,18 @@ def load_curves(runs_dir: Path) -> pd.DataFrame:
 
 
 def orders(runs_dir: Path) -> tuple[list, list]:
-    """(models, tasks) in order of first appearance in ``greedy.csv`` (the runner's order)."""
+    """(models, tasks) of the models x tasks grid, in order of first appearance in
+    ``greedy.csv`` (the runner's order); the Fig. 5 tasks :data:`OFF_GRID_TASKS` are left out."""
     greedy = read_greedy(runs_dir)
+    greedy = greedy[~greedy["task"].isin(OFF_GRID_TASKS)]
     return list(pd.unique(greedy["model"])), list(pd.unique(greedy["task"]))
+
+
+def off_grid_cells(runs_dir: Path) -> list[tuple[str, str]]:
+    """``(model, task)`` cells on the Fig. 5 tasks (:data:`OFF_GRID_TASKS`), in run order."""
+    greedy = read_greedy(runs_dir)
+    greedy = greedy[greedy["task"].isin(OFF_GRID_TASKS)]
+    return list(dict.fromkeys(zip(greedy["model"], greedy["task"], strict=True)))
 
 
 def at_n_max(curves: pd.DataFrame) -> pd.DataFrame:

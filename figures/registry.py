@@ -74,6 +74,7 @@ BUILTIN = (
     "figures.fig_lm_lift_vs_n",
     "figures.fig_lm_loglik_vs_n",
     "figures.fig_lm_hist",
+    "figures.fig_lm_countdown",
     "figures.fig_lm_sft",
     "figures.fig_lm_rlhf",
 )

@@ -2,19 +2,24 @@
 
 Same seed and config -> byte-identical outputs; a run killed mid-way (final files and one
 finished unit gone) and restarted -> byte-identical outputs; the same run on 2 (virtual CPU)
-devices -> the same samples, floats equal up to float32 rounding.
+devices -> the same samples, floats equal up to float32 rounding; an LM experiment's real-model
+path (``model_dir`` / ``data_file``) runs end to end on a tiny random checkpoint.
 """
 
+import dataclasses
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from experiments import io
+from tests import tiny_hf
 
 _ROOT = Path(__file__).resolve().parents[1]
 
@@ -65,3 +70,43 @@ def assert_csv_close(one: Path, two: Path, files, *, atol: float, rtol: float = 
                 )
             else:
                 assert a[column].equals(b[column]), (name, column)
+
+
+def assert_real_model_pipeline(
+    module,
+    tmp_path: Path,
+    *,
+    files: Sequence[str],
+    columns: Sequence[str],
+    splits: Callable[[Any], tuple[list, list]],
+    **changes,
+) -> tuple[Any, Path]:
+    """Run ``module.smoke()`` with ``changes`` on the tiny random Hugging Face Llama and the
+    5-record GSM8K JSONL (record 0 the demonstration) of :mod:`tests.tiny_hf`.
+
+    Checks: ``files`` written, no char model pretrained (no ``pretrain/``), the eval and training
+    examples of ``splits(cfg)`` distinct, disjoint and without the demonstration, and every
+    ``columns`` entry of ``metrics.csv`` non-NaN. Returns ``(cfg, run folder)`` for the
+    experiment's own checks.
+    """
+    cfg = dataclasses.replace(
+        module.smoke(),
+        model_dir=str(tiny_hf.tiny_llama(tmp_path / "tiny-llama")),
+        data_file=str(tiny_hf.write_gsm8k(tmp_path / "gsm8k.jsonl")),
+        **changes,
+    )
+    out = tmp_path / module.NAME
+    module.run(cfg, out)
+    for name in files:
+        assert (out / name).is_file(), name
+    assert not (out / "pretrain").exists()
+    eval_examples, train_examples = splits(cfg)
+    eval_q = {e.prompt for e in eval_examples}
+    train_q = {e.prompt for e in train_examples}
+    assert len(eval_q) == len(eval_examples) > 0 and len(train_q) == len(train_examples) > 0
+    assert not eval_q & train_q
+    assert tiny_hf.GSM8K[0][0] not in eval_q | train_q
+    metrics = io.read_csv(out / "metrics.csv")
+    for column in columns:
+        assert metrics[column].notna().all(), column
+    return cfg, out

@@ -46,7 +46,7 @@ def smoke_run(tmp_path_factory):
 def test_smoke_writes_the_run_contract(smoke_run):
     samples, greedy, metrics = _assert_contract(smoke_run)
     cfg = lmi.smoke()
-    cells = len(cfg.char_models) * len(cfg.char_tasks)
+    cells = len(cfg.char_models) * len(cfg.char_tasks) + 1  # + the Fig. 5 countdown cell
     assert len(samples) == cells * cfg.num_seeds * cfg.num_prompts * cfg.num_samples
     assert len(greedy) == cells * cfg.num_prompts
     assert set(metrics["rule"]) == set(selection.RULES)
@@ -54,6 +54,23 @@ def test_smoke_writes_the_run_contract(smoke_run):
     # The self-reward is the base log-prob: the independent scorer pass agrees.
     np.testing.assert_allclose(samples["sum_logprob"], samples["scorer_sum_logprob"], atol=1e-3)
     assert (smoke_run / "modes.csv").is_file()
+
+
+def test_countdown_model_is_a_cell_of_its_own_outside_the_grid(smoke_run, tmp_path):
+    """The Fig. 5 model (trained on countdown alone) has its cell rows, but the grid-wide claims
+    and the grid figures count only the models x tasks grid; fig_lm_countdown draws it."""
+    from figures import fig_lm_countdown, lm_figs
+
+    greedy = selection.read_greedy(smoke_run)
+    assert set(greedy.loc[greedy["task"] == "countdown", "model"]) == {"micro[countdown]"}
+    assert (smoke_run / "pretrain_smoke_countdown" / "models" / "micro").is_dir()
+    summary = io.read_csv(smoke_run / "summary.csv")
+    assert summary["quantity"].str.startswith("micro[countdown] / countdown: BoN-sum@").sum() == 1
+    models, tasks = lm_figs.orders(smoke_run.parent)
+    assert "micro[countdown]" not in models and "countdown" not in tasks
+    assert lm_figs.off_grid_cells(smoke_run.parent) == [("micro[countdown]", "countdown")]
+    paths = fig_lm_countdown.make(smoke_run.parent, tmp_path)
+    assert [p.name for p in paths] == ["fig_lm_countdown.png"] and paths[0].stat().st_size > 0
 
 
 def test_same_config_gives_identical_outputs(smoke_run, tmp_path):
@@ -95,6 +112,7 @@ def test_hf_checkpoint_and_jsonl_pipeline(tmp_path):
     cfg = dataclasses.replace(
         lmi.smoke(),
         char_models=(),
+        countdown_preset="",
         model_dir=str(model_dir),
         data_file=str(data),
         gym_tasks=(),

@@ -143,3 +143,7 @@ def test_lm_experiment_presets_find_their_base_models_in_the_same_pretrain_prese
         assert pretrain_preset == preset
         assert set(models) <= trained, (models, trained)
         assert set(tasks) <= set(pre.tasks), (tasks, pre.tasks)
+    # The Fig. 5 model is trained inside lm_inference's run folder, from its own preset.
+    if inference.countdown_preset:
+        countdown = lmp.PRESETS[inference.countdown_preset]()
+        assert countdown.tasks == ("countdown",) and len(countdown.sizes) == 1

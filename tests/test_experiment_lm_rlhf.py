@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 
 from experiments import io
 from experiments import lm_rlhf as lr
+from figures import fig_lm_rlhf
 from tests import run_contract, tiny_hf
 
-_FILES = ("config.json", "metrics.csv", "summary.csv")
+_FILES = ("config.json", "metrics.csv", "modes.csv", "summary.csv")
 pytestmark = pytest.mark.slow
 
 
@@ -43,6 +45,34 @@ def test_smoke_writes_the_run_contract(smoke_run):
     assert set(summary["verdict"]) == {"info"}  # smoke: checks are info rows
 
 
+def test_base_mode_mass_is_the_base_models_probability_of_its_mode(smoke_run):
+    """The ``base`` row scores the base model itself: its mass on every certified mode equals
+    ``exp`` of the mode finder's own log-prob (float32 scorer vs the search's float64 sums of
+    float32 steps: 1e-4 relative), and BoN's is ``1 - (1 - p)^bon_n`` of the same; power
+    sampling reports none, trained policies their own."""
+    cfg = lr.smoke()
+    modes = io.read_csv(smoke_run / "modes.csv")
+    metrics = io.read_csv(smoke_run / "metrics.csv").set_index("method")
+    assert len(modes) == cfg.mode_prompts
+    exact = modes[modes["exact"] == 1]
+    assert len(exact), "the smoke model's modes should be certified within the budget"
+    p = np.exp(exact["mode_logprob"].to_numpy())
+    np.testing.assert_allclose(metrics.loc["base", "mode_mass"], p.mean(), rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(
+        metrics.loc["base", "mode_logprob"], exact["mode_logprob"].mean(), rtol=1e-4
+    )
+    bon = (1 - (1 - p) ** cfg.bon_n).mean()
+    np.testing.assert_allclose(metrics.loc["bon", "mode_mass"], bon, rtol=1e-4, atol=1e-7)
+    power = [m for m in cfg.methods() if m.startswith("power_a=")]
+    assert metrics.loc[power, "mode_mass"].isna().all()
+    assert metrics.loc[list(lr.TRAIN_METHODS), "mode_mass"].between(0, 1).all()
+
+
+def test_figure_draws(smoke_run, tmp_path):
+    paths = fig_lm_rlhf.make(smoke_run.parent, tmp_path)
+    assert [p.name for p in paths] == ["fig_lm_rlhf.png"] and paths[0].stat().st_size > 0
+
+
 def test_same_config_gives_identical_outputs(smoke_run, tmp_path):
     _share_pretrain(smoke_run, tmp_path)
     run_contract.assert_rerun_identical(lr, smoke_run, tmp_path, _FILES)
@@ -65,10 +95,17 @@ def test_bad_config_names_the_field(field, value):
 
 def test_hf_checkpoint_and_jsonl_pipeline(tmp_path):
     """The tiny random Llama on the 5-record GSM8K file: 2 held-out eval, 2 training prompts."""
-    cfg = dataclasses.replace(
-        lr.smoke(),
-        model_dir=str(tiny_hf.tiny_llama(tmp_path / "tiny-llama")),
-        data_file=str(tiny_hf.write_gsm8k(tmp_path / "gsm8k.jsonl")),
+
+    def splits(cfg):
+        setup = lr.Setup(cfg, None)
+        return setup.eval_examples, setup.train_examples
+
+    cfg, out = run_contract.assert_real_model_pipeline(
+        lr,
+        tmp_path,
+        files=("config.json", "metrics.csv", "summary.csv"),
+        columns=("accuracy_t1", "base_loglik", "entropy", "decode_tokens"),
+        splits=splits,
         budget=8,
         num_train_prompts=2,
         eval_prompts=2,
@@ -78,19 +115,10 @@ def test_hf_checkpoint_and_jsonl_pipeline(tmp_path):
         batch_size=2,
         power_alphas=(2.0,),
     )
-    out = tmp_path / "lm_rlhf"
-    lr.run(cfg, out)
-    for name in _FILES:
-        assert (out / name).is_file(), name
-    assert not (out / "pretrain").exists()
-    setup = lr.Setup(cfg, None)
-    eval_q = {e.prompt for e in setup.eval_examples}
-    train_q = {e.prompt for e in setup.train_examples}
-    assert len(eval_q) == 2 and len(train_q) == 2 and not eval_q & train_q
+    assert [len(x) for x in splits(cfg)] == [2, 2]
     metrics = io.read_csv(out / "metrics.csv")
     assert list(metrics["method"]) == list(cfg.methods())
-    for column in ("accuracy_t1", "base_loglik", "entropy", "decode_tokens"):
-        assert metrics[column].notna().all(), column
+    assert metrics["mode_mass"].isna().all() and not (out / "modes.csv").exists()
     summary = io.read_csv(out / "summary.csv")
     assert summary["measured"].notna().all()
 

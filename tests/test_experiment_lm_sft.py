@@ -159,12 +159,20 @@ def test_missing_pretrain_dir_and_too_many_eval_prompts(tmp_path):
 # ----------------------------------------------------------------------------- real models
 
 
-def _hf_config(tmp_path) -> lm_sft.Config:
-    """The tiny random Llama + the 5-record GSM8K file (1 demonstration, 2 eval, 2 training)."""
-    return dataclasses.replace(
-        lm_sft.smoke(),
-        model_dir=str(tiny_hf.tiny_llama(tmp_path / "tiny-llama")),
-        data_file=str(tiny_hf.write_gsm8k(tmp_path / "gsm8k.jsonl")),
+@pytest.mark.slow
+def test_hf_checkpoint_and_jsonl_pipeline(tmp_path):
+    """The tiny random Llama on the 5-record GSM8K file: 2 held-out eval, 2 training prompts."""
+
+    def splits(cfg):
+        cell = lm_sft.build_real_cells(cfg, lm_real.load_hf_model(cfg.model_dir))[0]
+        return cell.eval_examples, cell.train_examples
+
+    cfg, out = run_contract.assert_real_model_pipeline(
+        lm_sft,
+        tmp_path,
+        files=_FILES,
+        columns=("accuracy", "greedy_accuracy", "base_logprob", "loglik_lift", "entropy"),
+        splits=splits,
         num_train_prompts=2,
         num_eval_prompts=2,
         ns=(2,),
@@ -175,26 +183,11 @@ def _hf_config(tmp_path) -> lm_sft.Config:
         eval_samples=2,
         max_new_tokens=12,
     )
-
-
-@pytest.mark.slow
-def test_hf_checkpoint_and_jsonl_pipeline(tmp_path):
-    cfg = _hf_config(tmp_path)
-    out = tmp_path / "lm_sft"
-    lm_sft.run(cfg, out)
-    for name in _FILES:
-        assert (out / name).is_file(), name
     assert (out / "units" / "ref_task=gsm8k.csv").is_file()
-    cell = lm_sft.build_real_cells(cfg, lm_real.load_hf_model(cfg.model_dir))[0]
-    eval_q = {e.prompt for e in cell.eval_examples}
-    train_q = {e.prompt for e in cell.train_examples}
-    assert len(eval_q) == 2 and len(train_q) == 2 and not eval_q & train_q
-    demo = tiny_hf.GSM8K[0][0]
-    assert demo not in eval_q | train_q
+    assert [len(x) for x in splits(cfg)] == [2, 2]
     metrics = io.read_csv(out / "metrics.csv")
     assert set(metrics["task"]) == {"gsm8k"} and len(metrics) == len(cfg.eval_steps())
-    for column in ("accuracy", "greedy_accuracy", "base_logprob", "loglik_lift", "entropy"):
-        assert metrics[column].notna().all(), column
+    assert metrics["mode_mass"].isna().all() and not (out / "modes.csv").exists()
     summary = io.read_csv(out / "summary.csv")
     # NaN by definition: the recovered fraction when BoN gains nothing, the % lift over a zero
     # greedy accuracy (Table 1 rows); every other check has a number.

@@ -163,8 +163,8 @@ def _tiny_sampling_setup():
 
 
 @pytest.mark.parametrize("greedy", [False, True])
-def test_generate_sharded_on_one_device_is_generate(greedy):
-    """On a 1-device mesh the sharded sampler runs generate's program: identical outputs."""
+def test_generate_on_a_one_device_mesh_is_generate(greedy):
+    """On a 1-device mesh ``generate(mesh=...)`` runs the unplaced program: identical outputs."""
     from sharpen.lm import sampler
 
     params, prompts, kw = _tiny_sampling_setup()
@@ -172,9 +172,9 @@ def test_generate_sharded_on_one_device_is_generate(greedy):
     mesh = sharding.make_mesh()
     if mesh.shape["data"] != 1:
         pytest.skip("the multi-device path is covered by the experiments' subprocess tests")
-    got = sharding.generate_sharded(
-        sharding.shard_params(params, mesh), prompts.tokens, prompts.mask, mesh, key=key,
-        greedy=greedy, stats=True, **kw,
+    got = sampler.generate(
+        sharding.shard_params(params, mesh), prompts.tokens, prompts.mask, key=key,
+        greedy=greedy, stats=True, mesh=mesh, **kw,
     )  # fmt: skip
     want = sampler.generate(
         params, prompts.tokens, prompts.mask, key=key, greedy=greedy, stats=True, **kw
@@ -183,19 +183,21 @@ def test_generate_sharded_on_one_device_is_generate(greedy):
     chex.assert_trees_all_equal(got, want)
 
 
-def test_generate_sharded_rejects_bad_input():
+def test_generate_on_a_mesh_rejects_bad_input():
+    from sharpen.lm import sampler
+
     params, prompts, kw = _tiny_sampling_setup()
     mesh = sharding.make_mesh()
     with pytest.raises(ValueError, match="key"):
-        sharding.generate_sharded(params, prompts.tokens, prompts.mask, mesh, key=None, **kw)
+        sampler.generate(params, prompts.tokens, prompts.mask, key=None, mesh=mesh, **kw)
     with pytest.raises(ValueError, match="num_samples"):
-        sharding.generate_sharded(
-            params, prompts.tokens, prompts.mask, mesh, key=jax.random.key(0),
+        sampler.generate(
+            params, prompts.tokens, prompts.mask, key=jax.random.key(0), mesh=mesh,
             **{**kw, "num_samples": 0},
         )  # fmt: skip
     # A 2-way "data" axis needs 2 devices at JAX start; the batch check reads only its shape.
     two_way = types.SimpleNamespace(shape={"data": 2, "model": 1})
     with pytest.raises(ValueError, match="tokens_BxP batch size 3"):
-        sharding.generate_sharded(
-            params, prompts.tokens[:3], prompts.mask[:3], two_way, key=jax.random.key(0), **kw
+        sampler.generate(
+            params, prompts.tokens[:3], prompts.mask[:3], key=jax.random.key(0), mesh=two_way, **kw
         )

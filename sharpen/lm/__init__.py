@@ -5,6 +5,7 @@ Everything takes a params pytree and a static :class:`LMConfig`, never a module 
 * :mod:`sharpen.lm.model` — GPT-2 / Llama / Qwen2 decoder (:func:`forward`, :func:`forward_cached`).
 * :mod:`sharpen.lm.checkpoint`, :mod:`sharpen.lm.gguf_import` — local HF safetensors and GGUF files.
 * :mod:`sharpen.lm.sampler` — one jitted prefill + KV-cached decode program; returns base log-probs.
+* :mod:`sharpen.lm.chunked` — sampling many prompts in fixed-shape chunks split over all devices.
 * :mod:`sharpen.lm.scorer` — sequence log-prob, entropy, self-certainty in one forward pass.
 * :mod:`sharpen.lm.beam`, :mod:`sharpen.lm.ar_adapter` — beam search; an LM as an ``ARModel``.
 * :mod:`sharpen.lm.train`, :mod:`sharpen.lm.sharding` — optax training (full or LoRA), meshes.

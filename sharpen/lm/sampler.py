@@ -29,6 +29,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
 
 from sharpen._checks import check_static_int
 from sharpen.lm.batching import (
@@ -49,6 +50,7 @@ from sharpen.lm.model import (
     split_layers,
     to_layer_cache,
 )
+from sharpen.lm.sharding import shard_batch
 from sharpen.lm.tokenizer import Tokenizer
 
 __all__ = ["SampleOutput", "TextSamples", "generate", "sample_texts", "sampling_logprobs"]
@@ -398,6 +400,7 @@ def generate(
     top_p: float | None = None,
     greedy: bool = False,
     stats: bool = False,
+    mesh: Mesh | None = None,
 ) -> SampleOutput:
     """Sample ``N`` responses of up to ``M`` tokens for each of ``B`` left-padded prompts.
 
@@ -406,6 +409,14 @@ def generate(
     ``lax.while_loop`` of single-token cache steps that exits when every row has emitted
     ``eos_id``. Token ``t`` of every row uses the uniform ``fold_in(key, t)`` (one draw per
     row), so results do not depend on ``M`` beyond the steps taken.
+
+    With a ``mesh`` (:func:`sharpen.lm.sharding.make_mesh`) the prompts are validated on the
+    host, then their ``B`` rows are split along its ``"data"`` axis
+    (:func:`~sharpen.lm.sharding.shard_batch`) and the same program runs data-parallel (pass
+    ``params`` replicated, e.g. via :func:`~sharpen.lm.sharding.shard_params`). Each row's maths
+    is unchanged and the per-step uniforms do not depend on the layout, so the tokens equal the
+    1-device ones and the log-probs agree up to float32 rounding; on a 1-device mesh the
+    outputs are identical.
 
     Args:
       params: model parameters.
@@ -424,15 +435,20 @@ def generate(
       stats: also return the per-response mean entropy and self-certainty of the base model
         (static; one more pass over each step's ``[B * N, V]`` log-probs, which saves a
         separate :func:`~sharpen.lm.scorer.score` pass over prompt + response).
+      mesh: split the prompt rows over this mesh's ``"data"`` axis; ``B`` must then be a
+        multiple of ``mesh.shape["data"]`` (on several processes: this process's rows, see
+        :func:`~sharpen.lm.sharding.shard_batch`). ``None``: no placement.
 
     Returns:
       A :class:`SampleOutput` with ``[B, N, M]`` tokens and log-probs, ``[B, N]`` lengths and
-      finished flags (and ``[B, N]`` entropy / self-certainty when ``stats``).
+      finished flags (and ``[B, N]`` entropy / self-certainty when ``stats``); split along
+      ``"data"`` when ``mesh`` is given.
 
     Raises:
       ValueError: naming the argument, for ``num_samples < 1``, ``max_new_tokens < 1``,
         ``temperature <= 0`` (unless greedy), ``top_p`` outside ``(0, 1]``, ``top_k`` outside
-        ``[1, V]``, bad prompt arrays or ids, or (GPT-2) prompt length ``+ M > cfg.max_len``.
+        ``[1, V]``, bad prompt arrays or ids, (GPT-2) prompt length ``+ M > cfg.max_len``, or a
+        batch size ``B`` that is not a multiple of the mesh's ``"data"`` axis.
 
     References:
       Huang et al., "Self-Improvement in Language Models: The Sharpening Mechanism", ICLR 2025,
@@ -462,6 +478,15 @@ def generate(
     plen = tokens.shape[1]
     if key is None:
         key = jax.random.key(0)  # unused by greedy decoding; keeps the signature uniform
+    if mesh is not None:
+        data = mesh.shape["data"]
+        if jax.process_count() == 1 and tokens.shape[0] % data:
+            raise ValueError(
+                f"prompt_tokens_BxP batch size {tokens.shape[0]} must be a multiple of the "
+                f"mesh's data axis ({data}); pad the prompts (e.g. repeat the last one)"
+            )
+        # After the host-side checks: they would undo the placement.
+        tokens, mask = shard_batch((tokens, mask), mesh)
     return _generate_jit(
         params,
         tokens,

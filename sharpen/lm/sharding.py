@@ -8,9 +8,9 @@ width divides), and the jitted steps below carry explicit in/out shardings so XL
 gradient all-reduce (and the model-axis collectives) itself. Results equal the 1-device ones
 up to the order of floating-point reductions.
 
-:func:`generate_sharded` runs the KV-cache sampler of :mod:`sharpen.lm.sampler` with the prompt
-rows split along ``"data"`` (parameters replicated); the LM experiments sample through it, so
-their sampling uses all devices.
+:func:`sharpen.lm.sampler.generate` takes a ``mesh`` and then runs the KV-cache sampler with
+the prompt rows split along ``"data"`` (parameters replicated); the LM experiments sample
+through it (:func:`sharpen.lm.chunked.generate_chunked`), so their sampling uses all devices.
 
 Mesh axes use ``AxisType.Auto`` (classic sharding propagation): under the explicit axes that
 ``jax.make_mesh`` defaults to, an embedding lookup with sharded ids fails.
@@ -52,18 +52,14 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from sharpen._checks import check_static_int
-from sharpen.lm import sampler, train
-from sharpen.lm.batching import bucket_length, check_prompts, check_token_id
+from sharpen.lm import train
 from sharpen.lm.config import LMConfig
 from sharpen.lm.model import forward
 
 __all__ = [
-    "generate_sharded",
     "make_mesh",
     "param_specs",
     "shard_batch",
@@ -230,88 +226,4 @@ def sharded_eval_loss(params, mesh: Mesh, *, cfg: LMConfig) -> Callable:
         fn,
         in_shardings=(_named(params, mesh), _batch_sharding(mesh)),
         out_shardings=NamedSharding(mesh, PartitionSpec()),
-    )
-
-
-def generate_sharded(
-    params,
-    tokens_BxP: jax.typing.ArrayLike,
-    mask_BxP: jax.typing.ArrayLike,
-    mesh: Mesh,
-    *,
-    cfg: LMConfig,
-    key: jax.Array | None,
-    num_samples: int,
-    max_new_tokens: int,
-    eos_id: int,
-    pad_id: int,
-    greedy: bool = False,
-    stats: bool = False,
-) -> sampler.SampleOutput:
-    """:func:`sharpen.lm.sampler.generate` at ``T = 1`` (no top-k / top-p), rows split on ``"data"``.
-
-    ``generate`` validates its prompts on the host and so would undo any sharding of them; this
-    runs the same checks, then calls the same jitted program with the ``B`` prompt rows split
-    along the mesh's ``"data"`` axis (pass ``params`` replicated, e.g. via
-    :func:`shard_params`). Each row's maths is unchanged and the per-step uniforms do not
-    depend on the layout, so the tokens equal the 1-device ones and the log-probs agree up to
-    float32 rounding; on a 1-device mesh it is ``generate`` exactly.
-
-    Args:
-      params: model parameters (placed on ``mesh``).
-      tokens_BxP: ``[B, P]`` left-padded prompt ids; ``B`` a multiple of ``mesh.shape["data"]``
-        (on several processes: this process's rows, see :func:`shard_batch`).
-      mask_BxP: ``[B, P]`` bool, true at real tokens.
-      mesh: from :func:`make_mesh`.
-      cfg: the model's config (static).
-      key: PRNG key (may be ``None`` when ``greedy``).
-      num_samples: ``N >= 1`` samples per prompt (static).
-      max_new_tokens: ``M >= 1`` (static).
-      eos_id: id that ends a response.
-      pad_id: id written after EOS.
-      greedy: argmax decoding (static).
-      stats: also return per-response mean entropy and self-certainty (static).
-
-    Returns:
-      A :class:`~sharpen.lm.sampler.SampleOutput` (``[B, N, M]`` tokens and log-probs, ``[B, N]``
-      lengths and finished flags), its arrays split along ``"data"``.
-
-    Raises:
-      ValueError: naming the argument, as :func:`~sharpen.lm.sampler.generate` does, and for a
-        batch size ``B`` that is not a multiple of the ``"data"`` axis.
-    """
-    num_samples = check_static_int(num_samples, "num_samples")
-    max_new_tokens = check_static_int(max_new_tokens, "max_new_tokens")
-    if key is None:
-        if not greedy:
-            raise ValueError("key is required unless greedy=True")
-        key = jax.random.key(0)  # unused by greedy decoding
-    eos_id = check_token_id(eos_id, "eos_id", cfg)
-    pad_id = check_token_id(pad_id, "pad_id", cfg)
-    tokens, mask, _ = check_prompts(tokens_BxP, mask_BxP, cfg, max_new_tokens)
-    data = mesh.shape["data"]
-    if jax.process_count() == 1 and tokens.shape[0] % data:
-        raise ValueError(
-            f"tokens_BxP batch size {tokens.shape[0]} must be a multiple of the mesh's "
-            f"data axis ({data}); pad the prompts (e.g. repeat the last one)"
-        )
-    cache_len = bucket_length(tokens.shape[1] + max_new_tokens, sampler.CACHE_MULTIPLE)
-    tokens, mask = shard_batch((tokens, mask), mesh)
-    return sampler._generate_jit(
-        params,
-        tokens,
-        mask,
-        key,
-        np.float32(1.0),
-        np.float32(1.0),
-        np.int32(eos_id),
-        np.int32(pad_id),
-        cfg=cfg,
-        num_samples=num_samples,
-        max_new_tokens=max_new_tokens,
-        greedy=bool(greedy),
-        top_k=None,
-        use_top_p=False,
-        cache_len=cache_len,
-        stats=bool(stats),
     )
