@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from sharpen.lm import model as M
 from sharpen.lm.config import LMConfig
 from sharpen.lm.model import (
+    _project,
     _tied_head,
     _tied_logits,
     default_positions,
@@ -190,6 +194,59 @@ def test_tied_head_gradient_equals_autodiff(dtype):
         # result that may cancel to ~0; for bf16 one rounding of the result.
         tol = 1e-5 if dtype == jnp.float32 else 1e-2
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol * np.abs(b).max())
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+@pytest.mark.parametrize("shape", [(12, 5, 9), (12, 9, 5)])  # x^T g, and (g^T x)^T branches
+def test_project_gradient_equals_autodiff(dtype, shape):
+    """The Dense projection's hand-written backward pass equals autodiff of ``x @ W``."""
+    n, d_in, d_out = shape
+    kx, kw, kg = jax.random.split(jax.random.key(4), 3)
+    x = jax.random.normal(kx, (n, d_in)).astype(dtype)
+    w = jax.random.normal(kw, (d_in, d_out)).astype(dtype)
+    g = jax.random.normal(kg, (n, d_out)).astype(dtype)
+    out, vjp = jax.vjp(_project, x, w)
+    ref_out, ref_vjp = jax.vjp(lambda a, b: a @ b, x, w)
+    np.testing.assert_array_equal(out, ref_out)
+    for a, b in zip(vjp(g), ref_vjp(g), strict=True):
+        assert a.dtype == b.dtype == dtype
+        a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+        # Reassociated sums of <= 12 terms: error relative to the terms' scale; bf16: one
+        # rounding of the result.
+        tol = 1e-5 if dtype == jnp.float32 else 1e-2
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol * np.abs(b).max())
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_loss_gradient_equals_plain_dense_reference(arch, monkeypatch):
+    """Forward values and parameter gradients of the scanned, rematerialized model with the
+    custom-VJP projections equal those with plain ``lax.dot_general`` Dense layers."""
+    cfg, params = tiny_model(arch)
+    tokens, mask = _left_padded_batch(cfg)
+    weights = jax.random.normal(jax.random.key(5), (3, 10, cfg.vocab_size))
+
+    def loss(p):
+        # Not the jitted ``forward``: its trace cache would survive the monkeypatch.
+        h = hidden_states(p, tokens, cfg=cfg, key_mask_BxL=mask)
+        return jnp.sum(weights * output_logits(p, h, cfg=cfg))
+
+    got = jax.jit(jax.value_and_grad(loss))(params)
+    monkeypatch.setattr(M, "_dense_dot", jax.lax.dot_general)
+    want = jax.jit(jax.value_and_grad(loss))(params)  # a new trace: plain autodiff
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-5)
+    # fp32 reassociation of the weight-gradient sums (30 rows): relative to each leaf's scale.
+    # The key bias's exact gradient is 0 (a per-row shift of the scores), so both sides are
+    # rounding noise: hold it to the key kernel's gradient scale.
+    grads, ref = got[1], want[1]
+    k_ref = ref["blocks"]["attn"]["k"]
+    for path, a in jax.tree_util.tree_flatten_with_path(grads)[0]:
+        b = np.asarray(functools.reduce(lambda node, key: node[key.key], path, ref))
+        scale = (
+            np.abs(k_ref["kernel"]).max()
+            if jax.tree_util.keystr(path).endswith("['k']['bias']")
+            else np.abs(b).max()
+        )
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * scale, err_msg=str(path))
 
 
 def test_target_logprobs_from_logits_equal_log_softmax_gather():

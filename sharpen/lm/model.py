@@ -9,7 +9,9 @@ CPU fast paths unroll the layers over :func:`split_layers` instead: decoding
 (:func:`forward_layers`) and forward-only passes (:func:`hidden_states` with ``unroll=True``,
 used by the scorer); training keeps the scan (see :func:`hidden_states`). In the scan the
 backward pass keeps each block's matmul outputs and recomputes its elementwise operations
-(a ``dots_saveable`` remat policy; ``cfg.remat`` recomputes the whole block).
+(a ``dots_saveable`` remat policy; ``cfg.remat`` recomputes the whole block). Every Dense
+projection and the tied head have hand-written backward passes (:func:`_project`,
+:func:`_tied_head`) that keep XLA:CPU's weight-gradient matmuls on its fast row-major path.
 
 Parameter tree (``D`` = d_model, ``Hq = n_heads * head_dim``, ``Hk = n_kv_heads * head_dim``,
 ``F`` = d_ff, ``n`` = n_layers)::
@@ -86,6 +88,48 @@ def _lift(v_D: jax.Array, ndim: int) -> jax.Array:
     return v_D.astype(jnp.float32).reshape((1,) * (ndim - 1) + v_D.shape)
 
 
+@jax.custom_vjp
+def _project(x_NxI: jax.Array, kernel_IxO: jax.Array) -> jax.Array:
+    """``x @ W`` for ``[N, I] x [I, O]`` with a backward pass that transposes no activation.
+
+    Autodiff's weight gradient ``x^T g`` contracts the row axis of both ``[N, ·]`` operands;
+    XLA:CPU then writes ``g`` transposed (a strided copy per layer) and runs the product
+    outside its fast matmul path. Here the narrower of ``x`` / ``g`` is transposed explicitly
+    (``x^T g``, or ``(g^T x)^T`` with a small ``[O, I]`` transpose), so the product is a plain
+    row-major matmul; optimization barriers stop XLA from folding the transposes back.
+    """
+    return jax.lax.dot_general(x_NxI, kernel_IxO, (((1,), (0,)), ((), ())))
+
+
+def _project_fwd(x_NxI, kernel_IxO):
+    return _project(x_NxI, kernel_IxO), (x_NxI, kernel_IxO)
+
+
+def _project_bwd(res, g_NxO):
+    x_NxI, kernel_IxO = res
+    nn_dims = (((1,), (0,)), ((), ()))
+    dx_NxI = jax.lax.dot_general(g_NxO, kernel_IxO, (((1,), (1,)), ((), ())))
+    if x_NxI.shape[1] <= g_NxO.shape[1]:
+        xt_IxN = jax.lax.optimization_barrier(x_NxI.T)
+        dk_IxO = jax.lax.dot_general(xt_IxN, g_NxO, nn_dims)
+    else:
+        gt_OxN = jax.lax.optimization_barrier(g_NxO.T)
+        dk_IxO = jax.lax.optimization_barrier(jax.lax.dot_general(gt_OxN, x_NxI, nn_dims)).T
+    return dx_NxI.astype(x_NxI.dtype), dk_IxO.astype(kernel_IxO.dtype)
+
+
+_project.defvjp(_project_fwd, _project_bwd)
+
+
+def _dense_dot(x, kernel, dimension_numbers, precision=None):
+    """``nn.Dense``'s ``dot_general`` hook: :func:`_project` over the flattened leading axes."""
+    del precision  # nn.Dense passes None; XLA:CPU runs float32 matmuls at full precision
+    if dimension_numbers != (((x.ndim - 1,), (0,)), ((), ())) or kernel.ndim != 2:
+        raise ValueError(f"unexpected Dense contraction {dimension_numbers}")
+    y = _project(x.reshape(-1, x.shape[-1]), kernel)
+    return y.reshape(*x.shape[:-1], kernel.shape[1])
+
+
 def _dense(cfg: LMConfig, features: int, name: str, use_bias: bool) -> nn.Dense:
     return nn.Dense(
         features,
@@ -93,6 +137,7 @@ def _dense(cfg: LMConfig, features: int, name: str, use_bias: bool) -> nn.Dense:
         dtype=cfg.compute_dtype,
         param_dtype=cfg.storage_dtype,
         kernel_init=nn.initializers.normal(0.02),
+        dot_general=_dense_dot,
         name=name,
     )
 
