@@ -68,6 +68,10 @@ every device on the ``"data"`` axis of :func:`sharpen.lm.sharding.make_mesh` (pa
 replicated); chunks are padded to a fixed size, so the draws are identical on 1 or many devices
 whenever the chunk size divides evenly.
 
+Code: this module holds the Config, the presets, the base models and ``run``;
+``experiments/lm_inference_units.py`` the cells and the per-unit sampling, grading and mode
+search; ``lm_inference_summary.py`` the ``summary.csv`` rows.
+
 Command: ``sharpen run lm_inference [--preset smoke|quick|full] [--set model_dir=DIR
 data_file=FILE]``; feeds ``figures/fig_lm_lift_heatmap.py``, ``fig_lm_lift_vs_n.py``,
 ``fig_lm_loglik_vs_n.py``, ``fig_lm_hist.py``, ``fig_lm_countdown.py``.
@@ -78,31 +82,31 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import math
 import re
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import jax
 import numpy as np
 import pandas as pd
 
-from experiments import io, lm_modes, lm_real
+from experiments import io, lm_real
 from experiments import lm_pretrain as lmp
+from experiments.lm_inference_summary import summary_rows
+from experiments.lm_inference_units import (
+    Cell,
+    char_cells,
+    greedy_unit,
+    mode_unit,
+    real_cells,
+    samples_unit,
+)
 from experiments.lm_real import DATA_FORMATS, SMOLLM2, Model, load_hf_model
 from experiments.registry import ExperimentSpec, register
 from sharpen import selection
-from sharpen.lm.batching import bucket_length, left_pad
-from sharpen.lm.chunked import generate_chunked
-from sharpen.lm.scorer import score
-from sharpen.tasks import Task
 
 NAME = "lm_inference"
-#: Prompt batches are left-padded to a multiple of this (tasks of similar length share programs).
-PROMPT_BUCKET = 32
-_SCORER_TOL = 0.01  # nats; sampler (KV cache) vs scorer (full forward) float32 sums
 
 
 @dataclasses.dataclass(frozen=True)
@@ -262,21 +266,7 @@ def full() -> Config:
 
 PRESETS = {"smoke": smoke, "quick": quick, "full": full}
 
-
-# ----------------------------------------------------------------------------- models and tasks
-
-
-class Cell(NamedTuple):
-    """One task of one model: prompts (text), examples, and the sampling sizes."""
-
-    task_name: str
-    task: Task
-    examples: list
-    prompts: list[str]
-    num_samples: int
-    max_new_tokens: int
-    sample_rows: int
-    score_rows: int
+# ----------------------------------------------------------------------------- base models
 
 
 def resolve_pretrain(cfg: Config, out_dir: Path) -> Path:
@@ -288,31 +278,6 @@ def resolve_pretrain(cfg: Config, out_dir: Path) -> Path:
         pretrain_dir=cfg.pretrain_dir,
         preset=cfg.pretrain_preset,
     )
-
-
-def _real_cells(cfg: Config, model: Model) -> list[Cell]:
-    """Cells of a real (SmolLM2 / HF) model: the gym tasks and the data file (:mod:`lm_real`)."""
-    tasks = lm_real.real_tasks(
-        model,
-        gym_tasks=cfg.gym_tasks,
-        data_file=cfg.data_file,
-        data_format=cfg.data_format,
-        num_prompts=cfg.hf_num_prompts,
-        seed=cfg.seed,
-    )
-    return [
-        Cell(
-            t.task_name,
-            t.task,
-            t.examples,
-            t.prompts,
-            cfg.hf_num_samples,
-            cfg.hf_max_new_tokens,
-            cfg.hf_sample_rows,
-            cfg.hf_score_rows,
-        )
-        for t in tasks
-    ]
 
 
 def resolve_countdown(cfg: Config, out_dir: Path) -> tuple[str, Path]:
@@ -329,224 +294,6 @@ def resolve_countdown(cfg: Config, out_dir: Path) -> tuple[str, Path]:
         subdir=f"pretrain_{cfg.countdown_preset}",
     )
     return f"{size}[{pre.tasks[0]}]", path
-
-
-def _char_cells(cfg: Config, pretrain: lmp.Config, tasks: Sequence[str]) -> list[Cell]:
-    """Cells of a char model: held-out prompts of each pretraining task (``Q: ...\\n``)."""
-    per_task = pretrain.num_eval_docs // len(pretrain.tasks)
-    if cfg.num_prompts > per_task:
-        raise ValueError(
-            f"num_prompts={cfg.num_prompts} exceeds the {per_task} held-out prompts per task "
-            "of the pretraining run (more would overlap its training corpus)"
-        )
-    cells = []
-    for name in tasks:
-        task = lmp.build_task(pretrain, name)
-        examples = task.examples(cfg.num_prompts, seed=pretrain.seed + 1)
-        cells.append(
-            Cell(
-                name,
-                task,
-                examples,
-                [task.format_prompt(e) for e in examples],
-                cfg.num_samples,
-                cfg.max_new_tokens,
-                cfg.sample_rows,
-                cfg.score_rows,
-            )
-        )
-    return cells
-
-
-# ----------------------------------------------------------------------------- sampling
-
-
-class Draws(NamedTuple):
-    """Per-prompt responses: ``[B, N, M]`` tokens, ``[B, N]`` lengths (EOS counted), sums of
-    ``log pi_base``, finished flags, and the base model's mean entropy / self-certainty."""
-
-    tokens: np.ndarray
-    lengths: np.ndarray
-    base_logprob: np.ndarray
-    finished: np.ndarray
-    entropy: np.ndarray
-    self_certainty: np.ndarray
-
-
-def _encode(model: Model, prompts: Sequence[str]) -> list[list[int]]:
-    tok = model.tokenizer
-    bos = [tok.bos_id] if tok.bos_id is not None else []
-    return [bos + list(tok.encode(p)) for p in prompts]
-
-
-def _chunks(n: int, size: int) -> list[range]:
-    return [range(i, min(i + size, n)) for i in range(0, n, size)]
-
-
-def draw(
-    model: Model, cell: Cell, *, key: jax.Array | None, num_samples: int, greedy: bool = False
-) -> Draws:
-    """Sample (or greedily decode) ``num_samples`` responses for every prompt of ``cell``.
-
-    Prompts are left-padded to the task's longest prompt and drawn by
-    :func:`sharpen.lm.chunked.generate_chunked`: chunks of ``min(max(1, sample_rows //
-    num_samples), #prompts)`` prompts rounded up to a multiple of the device count (the last one
-    padded by repeating its final prompt), so every chunk reuses one compiled program; chunk
-    ``c`` uses ``fold_in(key, c)``, and its rows are split over the mesh's ``"data"`` axis.
-    """
-    tok = model.tokenizer
-    batch = left_pad(_encode(model, cell.prompts), pad_id=tok.pad_id, bucket=PROMPT_BUCKET)
-    out = generate_chunked(
-        model.params,
-        batch.tokens,
-        batch.mask,
-        cfg=model.lm_cfg,
-        key=key,
-        num_samples=num_samples,
-        max_new_tokens=cell.max_new_tokens,
-        eos_id=tok.eos_id,
-        pad_id=tok.pad_id,
-        rows=cell.sample_rows,
-        greedy=greedy,
-        stats=True,
-    )
-    return Draws(
-        out.tokens,
-        out.lengths,
-        np.asarray(out.base_logprobs, np.float64).sum(axis=-1),
-        out.finished,
-        np.asarray(out.entropy, np.float64),
-        np.asarray(out.self_certainty, np.float64),
-    )
-
-
-def score_draws(model: Model, cell: Cell, draws: Draws) -> dict[str, np.ndarray]:
-    """``[B, N]`` scorer outputs (sum/mean log-prob, entropy, self-certainty) in row chunks."""
-    seqs = _encode(model, cell.prompts)
-    plen = bucket_length(max(map(len, seqs)), PROMPT_BUCKET)
-    n = draws.tokens.shape[1]
-    per_call = min(max(1, cell.score_rows // n), len(seqs))
-    fields = ("sum_logprob", "mean_logprob", "entropy", "self_certainty")
-    out = {f: [] for f in fields}
-    m = draws.tokens.shape[2]
-    for idx in _chunks(len(seqs), per_call):
-        part = [seqs[i] for i in idx]
-        resp = draws.tokens[list(idx)]
-        lens = draws.lengths[list(idx)]
-        pad = per_call - len(part)
-        part += [part[-1]] * pad
-        resp = np.concatenate([resp, np.repeat(resp[-1:], pad, axis=0)])
-        lens = np.concatenate([lens, np.repeat(lens[-1:], pad, axis=0)])
-        batch = left_pad(part, pad_id=model.tokenizer.pad_id, bucket=PROMPT_BUCKET, min_length=plen)
-        got = score(model.params, batch.tokens, batch.mask, resp[..., :m], lens, cfg=model.lm_cfg)
-        for f in fields:
-            out[f].append(np.asarray(getattr(got, f), np.float64)[: len(idx)])
-    return {f: np.concatenate(v) for f, v in out.items()}
-
-
-def _decode(model: Model, tokens: np.ndarray, length: int, finished: bool) -> str:
-    return model.tokenizer.decode(tokens[: length - int(finished)].tolist())
-
-
-def _grade(cell: Cell, text: str, example) -> tuple[str, int, int]:
-    answer = cell.task.extract_answer(text)
-    if answer is None:
-        return "", 0, 0
-    return answer.strip(), 1, int(cell.task.check_answer(answer, example))
-
-
-def samples_unit(cfg: Config, model: Model, cell: Cell, seed: int) -> pd.DataFrame:
-    """``num_samples`` T=1 responses per prompt for one seed: rows of the samples contract."""
-    key = jax.random.fold_in(jax.random.key(cfg.seed), seed)
-    draws = draw(model, cell, key=key, num_samples=cell.num_samples)
-    # The independent full-forward re-score is a check of the sampler (char models only: on a
-    # 135M model it would cost more than the sampling itself).
-    rescored = score_draws(model, cell, draws)["sum_logprob"] if cell.score_rows else None
-    rows = []
-    for p, example in enumerate(cell.examples):
-        for j in range(cell.num_samples):
-            length, done = int(draws.lengths[p, j]), bool(draws.finished[p, j])
-            text = _decode(model, draws.tokens[p, j], length, done)
-            answer, parsed, correct = _grade(cell, text, example)
-            rows.append(
-                {
-                    "model": model.name,
-                    "task": cell.task_name,
-                    "seed": seed,
-                    "prompt_id": p,
-                    "sample": j,
-                    "sum_logprob": float(draws.base_logprob[p, j]),
-                    "num_tokens": length,
-                    "mean_logprob": float(draws.base_logprob[p, j]) / max(length, 1),
-                    "entropy": float(draws.entropy[p, j]),
-                    "self_certainty": float(draws.self_certainty[p, j]),
-                    "answer": answer,
-                    "parsed": parsed,
-                    "correct": correct,
-                    "scorer_sum_logprob": math.nan if rescored is None else float(rescored[p, j]),
-                    "finished": int(done),
-                }
-            )
-    return pd.DataFrame(rows)
-
-
-def greedy_unit(model: Model, cell: Cell) -> pd.DataFrame:
-    """The greedy response of every prompt (one deterministic decode): the greedy contract."""
-    draws = draw(model, cell, key=None, num_samples=1, greedy=True)
-    rows = []
-    for p, example in enumerate(cell.examples):
-        length, done = int(draws.lengths[p, 0]), bool(draws.finished[p, 0])
-        text = _decode(model, draws.tokens[p, 0], length, done)
-        answer, parsed, correct = _grade(cell, text, example)
-        rows.append(
-            {
-                "model": model.name,
-                "task": cell.task_name,
-                "prompt_id": p,
-                "sum_logprob": float(draws.base_logprob[p, 0]),
-                "num_tokens": length,
-                "answer": answer,
-                "parsed": parsed,
-                "correct": correct,
-                "text": text,
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def mode_unit(cfg: Config, model: Model, cell: Cell, greedy: pd.DataFrame) -> pd.DataFrame:
-    """Exact sequence argmax ``y*`` (certified best-first search, :func:`lm_modes.search_modes`)
-    on the first ``mode_prompts`` prompts, graded, and compared with the greedy response."""
-    found = lm_modes.search_modes(
-        model.params,
-        _encode(model, cell.prompts)[: cfg.mode_prompts],
-        cfg=model.lm_cfg,
-        tokenizer=model.tokenizer,
-        max_new_tokens=cell.max_new_tokens,
-        budget=cfg.mode_budget,
-    )
-    rows = []
-    for r in found.itertuples():
-        p = r.prompt_id
-        answer, parsed, correct = _grade(cell, r.text, cell.examples[p]) if r.found else ("", 0, 0)
-        g = greedy[greedy["prompt_id"] == p].iloc[0]
-        rows.append(
-            {
-                "model": model.name,
-                "task": cell.task_name,
-                "prompt_id": p,
-                "exact": r.exact,
-                "expansions": r.expansions,
-                "mode_logprob": r.mode_logprob,
-                "greedy_logprob": float(g["sum_logprob"]),
-                "greedy_is_mode": int(bool(r.found) and str(g["text"]) == r.text),
-                "num_tokens": r.num_tokens,
-                "answer": answer,
-                "parsed": parsed,
-                "correct": correct,
-            }
-        )
-    return pd.DataFrame(rows)
 
 
 # ----------------------------------------------------------------------------- run
@@ -632,22 +379,22 @@ def _model_specs(cfg: Config, out_dir: Path) -> list[_Spec]:
     specs = []
     if cfg.char_models:
         pre_dir = resolve_pretrain(cfg, out_dir)
-        cells = _char_cells(cfg, lmp.stored_config(pre_dir), cfg.char_tasks)
+        cells = char_cells(cfg, lmp.stored_config(pre_dir), cfg.char_tasks)
         specs += _char_specs([(n, n) for n in cfg.char_models], pre_dir, cells)
     if cfg.countdown_preset:
         row, pre_dir = resolve_countdown(cfg, out_dir)
         pre_cfg = lmp.stored_config(pre_dir)
-        cells = _char_cells(cfg, pre_cfg, pre_cfg.tasks)
+        cells = char_cells(cfg, pre_cfg, pre_cfg.tasks)
         specs += _char_specs([(pre_cfg.sizes[0], row)], pre_dir, cells, grid=False)
     if cfg.smollm2:
         load_smol = _Lazy(lm_real.load_smollm2_model)
-        specs.append(_Spec(SMOLLM2, load_smol, lambda lazy: _real_cells(cfg, lazy()), False))
+        specs.append(_Spec(SMOLLM2, load_smol, lambda lazy: real_cells(cfg, lazy()), False))
     if cfg.model_dir:
         if not Path(cfg.model_dir).is_dir():
             raise FileNotFoundError(f"model_dir not found: {cfg.model_dir}")
         hf = _Lazy(lambda: load_hf_model(cfg.model_dir))
         specs.append(
-            _Spec(Path(cfg.model_dir).name, hf, lambda lazy: _real_cells(cfg, lazy()), False)
+            _Spec(Path(cfg.model_dir).name, hf, lambda lazy: real_cells(cfg, lazy()), False)
         )
     return specs
 
@@ -731,160 +478,6 @@ def _by_nmax(samples_df: pd.DataFrame) -> list[tuple[int, pd.DataFrame]]:
         mask = np.fromiter((k in keys for k in pairs), bool, len(pairs))
         out.append((int(n), samples_df[mask].reset_index(drop=True)))
     return out
-
-
-_row = functools.partial(io.summary_row, NAME)
-
-
-def _check(cfg: Config, ok: bool) -> str:
-    return ("pass" if ok else "fail") if cfg.strict else "info"
-
-
-def summary_rows(
-    cfg: Config,
-    cells: pd.DataFrame,
-    samples: pd.DataFrame,
-    modes: pd.DataFrame,
-    skipped: Sequence[str],
-    off_grid: Sequence[str] = (),
-) -> list[dict]:
-    """The claims of EXPERIMENTS §9 (module docstring) as summary rows; the grid-wide rows
-    leave out the models ``off_grid`` (the Fig. 5 countdown model has its own cell rows)."""
-    rows = []
-    rescored = samples.dropna(subset=["scorer_sum_logprob"])
-    if len(rescored):
-        gap = float(np.max(np.abs(rescored["sum_logprob"] - rescored["scorer_sum_logprob"])))
-        rows.append(
-            _row(
-                "max |sampler base log-prob sum - scorer sum_logprob| over the "
-                f"{len(rescored)} re-scored responses (nats)",
-                f"<= {_SCORER_TOL:g}",
-                gap,
-                verdict="pass" if gap <= _SCORER_TOL else "fail",
-            )
-        )
-    for c in cells.itertuples():
-        cell = f"{c.model} / {c.task}"
-        rows.append(
-            _row(
-                f"{cell}: BoN-sum@{c.n_max} accuracy {c.acc_bon_sum:.3f} - single T=1 sample "
-                f"{c.sample_accuracy:.3f} (greedy {c.greedy_accuracy:.3f}, BoN-mean "
-                f"{c.acc_bon_mean:.3f}, majority {c.acc_majority:.3f}, pass@{c.n_max} "
-                f"{c.pass_at_nmax:.3f})",
-                "> 0 (paper: every cell)",
-                float(c.acc_bon_sum - c.sample_accuracy),
-                verdict=_check(cfg, c.acc_bon_sum > c.sample_accuracy),
-            )
-        )
-        rows.append(
-            _row(
-                f"{cell}: % lift of BoN-sum@{c.n_max} over greedy",
-                "often > 0 (paper: 24/42 cells)",
-                float(c.lift_bon_sum),
-                verdict="info",
-            )
-        )
-        rows.append(
-            _row(
-                f"{cell}: AUROC of log pi_base for correctness, T=1 samples (within-prompt "
-                f"{c.auroc_within_prompt:.3f}; median gap correct - wrong {c.median_gap:.2f} nats)",
-                "> 0.5",
-                float(c.auroc),
-                verdict=_check(cfg, c.auroc > 0.5) if np.isfinite(c.auroc) else "info",
-            )
-        )
-        rows.append(
-            _row(
-                f"{cell}: fraction of N steps where the BoN-sum pick's log pi_base rises "
-                f"(Spearman {c.loglik_spearman:.2f}; 90% of the gain by N = "
-                f"{c.saturation_n_loglik:g}, accuracy by N = {c.saturation_n_acc:g})",
-                "1 (Fig. 4)",
-                float(c.loglik_monotone_frac),
-                verdict=_check(cfg, c.loglik_monotone_frac == 1.0),
-            )
-        )
-        rows.append(
-            _row(
-                f"{cell}: BoN-sum pick length (tokens) at N_max minus BoN-mean pick length "
-                f"(T=1 mean {c.sample_num_tokens:.1f}; Spearman(N, BoN-sum length) "
-                f"{c.tokens_spearman_sum:.2f})",
-                "< 0 if summed log-prob favours short answers",
-                float(c.bon_sum_num_tokens - c.bon_mean_num_tokens),
-                verdict="info",
-            )
-        )
-    rows += _grid_rows(cfg, cells[~cells["model"].isin(off_grid)])
-    rows += _mode_rows(modes)
-    if skipped:
-        rows.append(
-            _row(
-                "exact mode skipped for real models (49k-token vocabulary, long responses: "
-                f"certified search cannot finish): {', '.join(skipped)}",
-                "n/a",
-                float(len(skipped)),
-                verdict="info",
-            )
-        )
-    return rows
-
-
-def _grid_rows(cfg: Config, cells: pd.DataFrame) -> list[dict]:
-    if cells.empty:
-        return []
-    beats = cells["acc_bon_sum"] > cells["sample_accuracy"]
-    rows = [
-        _row(
-            "fraction of cells where BoN-sum@N_max beats a single T=1 sample",
-            "1 (paper: every cell)",
-            float(beats.mean()),
-            verdict=_check(cfg, bool(beats.all())),
-        )
-    ]
-    win = cells.assign(win=cells["acc_bon_sum"] > cells["greedy_accuracy"])
-    missing = []
-    groups = 0
-    for axis in ("model", "task"):
-        for name, sub in win.groupby(axis, sort=False):
-            groups += 1
-            if not sub["win"].any():
-                missing.append(f"{axis} {name}")
-    rows.append(
-        _row(
-            "rows and columns with >= 1 cell where BoN-sum@N_max beats greedy (without one: "
-            f"{', '.join(missing) or 'none'})",
-            "1 (paper: every row and column)",
-            1.0 - len(missing) / groups,
-            verdict=_check(cfg, not missing),
-        )
-    )
-    rows.append(
-        _row(
-            "cells where BoN-sum@N_max beats greedy",
-            "often (paper: 24/42)",
-            float(win["win"].mean()),
-            verdict="info",
-        )
-    )
-    return rows
-
-
-def _mode_rows(modes: pd.DataFrame) -> list[dict]:
-    rows = []
-    if modes.empty:
-        return rows
-    for (model, task), sub in modes.groupby(["model", "task"], sort=False):
-        exact = sub[sub["exact"] == 1]
-        acc = float(exact["correct"].mean()) if len(exact) else math.nan
-        rows.append(
-            _row(
-                f"{model} / {task}: accuracy of the exact mode y* (certified on {len(exact)}/"
-                f"{len(sub)} prompts; greedy = y* on {int(exact['greedy_is_mode'].sum())})",
-                "rule 'mode'",
-                acc,
-                verdict="info",
-            )
-        )
-    return rows
 
 
 SPEC = register(

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax
 import numpy as np
 import pytest
 
-from experiments import io
+from experiments import io, lm_real
 from experiments import lm_inference as lmi
+from experiments import lm_inference_units as lmu
 from sharpen import selection
+from sharpen.lm.batching import left_pad
 from sharpen.lm.scorer import score
 from tests import run_contract, tiny_hf
 
@@ -127,12 +130,14 @@ def test_hf_checkpoint_and_jsonl_pipeline(tmp_path):
     assert len(greedy) == len(tiny_hf.GSM8K) - 1  # record 0 is the 1-shot demonstration
     # Redraw seed 0 (same key: identical responses, checked by their lengths) and score the
     # responses independently with sharpen.lm.score (a full forward, no KV cache).
-    model = lmi.load_hf_model(str(model_dir))
-    cell = lmi._real_cells(cfg, model)[0]
+    model = lm_real.load_hf_model(str(model_dir))
+    cell = lmu.real_cells(cfg, model)[0]
     seed0 = samples[samples["seed"] == 0]
-    key = lmi.jax.random.fold_in(lmi.jax.random.key(cfg.seed), 0)
-    draws = lmi.draw(model, cell, key=key, num_samples=cfg.hf_num_samples)
-    batch = lmi.left_pad(lmi._encode(model, cell.prompts), pad_id=model.tokenizer.pad_id)
+    key = jax.random.fold_in(jax.random.key(cfg.seed), 0)
+    draws = lmu.draw(model, cell, key=key, num_samples=cfg.hf_num_samples)
+    batch = left_pad(
+        lm_real.encode_prompts(model.tokenizer, cell.prompts), pad_id=model.tokenizer.pad_id
+    )
     got = score(
         model.params, batch.tokens, batch.mask, draws.tokens, draws.lengths, cfg=model.lm_cfg
     )

@@ -11,7 +11,7 @@ import jax
 import numpy as np
 import pytest
 
-from experiments import io, lm_real, lm_sft
+from experiments import io, lm_real, lm_sft, lm_sft_base, lm_sft_units
 from experiments import lm_pretrain as lmp
 from figures import fig_lm_sft
 from sharpen.lm.batching import left_pad
@@ -74,7 +74,7 @@ def test_corpus_holds_the_max_base_logprob_response(runs):
     np.testing.assert_array_equal(corpus["sum_logprob"], corpus["max_sum_logprob"])
     assert (corpus["sum_logprob"] >= corpus["mean_draw_logprob"]).all()
     lm_cfg, params, tok = lmp.load_pretrained(runs / "lm_pretrain", cfg.base_model)
-    cell = lm_sft.build_cells(cfg, lmp.smoke(), tok)[0]
+    cell = lm_sft_base.build_cells(cfg, lmp.smoke(), tok)[0]
     rows = corpus[corpus["N"] == max(cfg.ns)].sort_values("prompt_id")
     responses = [json.loads(s) for s in rows["response_ids"]]
     m = cfg.max_new_tokens
@@ -89,19 +89,19 @@ def test_corpus_holds_the_max_base_logprob_response(runs):
 
 def test_bon_pick_takes_the_max_and_breaks_ties_at_random():
     logp = np.array([[-3.0, -1.0, -2.0], [-1.0, -5.0, -1.0]])
-    picks = {tuple(lm_sft.bon_pick(logp, key=jax.random.key(s)).tolist()) for s in range(20)}
+    picks = {tuple(lm_sft_base.bon_pick(logp, key=jax.random.key(s)).tolist()) for s in range(20)}
     assert {p[0] for p in picks} == {1}
     assert {p[1] for p in picks} == {0, 2}
     with pytest.raises(ValueError, match="base_logprob_BxN"):
-        lm_sft.bon_pick(np.zeros(3), key=jax.random.key(0))
+        lm_sft_base.bon_pick(np.zeros(3), key=jax.random.key(0))
 
 
 def test_pack_corpus_masks_the_prompt():
-    batch = lm_sft.pack_corpus([[1, 5, 6], [1, 7]], [[8, 2], [9, 9, 2]], pad_id=0, seq_len=8)
+    batch = lm_sft_units.pack_corpus([[1, 5, 6], [1, 7]], [[8, 2], [9, 9, 2]], pad_id=0, seq_len=8)
     assert batch.tokens.tolist()[0] == [1, 5, 6, 8, 2, 0, 0, 0]
     assert batch.loss_mask.tolist()[1] == [False, False, True, True, True, False, False, False]
     with pytest.raises(ValueError, match="seq_len"):
-        lm_sft.pack_corpus([[1, 5, 6]], [[8, 2]], pad_id=0, seq_len=4)
+        lm_sft_units.pack_corpus([[1, 5, 6]], [[8, 2]], pad_id=0, seq_len=4)
 
 
 @pytest.mark.slow
@@ -149,11 +149,11 @@ def test_bad_config_raises(field, value):
 def test_missing_pretrain_dir_and_too_many_eval_prompts(tmp_path):
     cfg = dataclasses.replace(lm_sft.smoke(), pretrain_dir=str(tmp_path / "nowhere"))
     with pytest.raises(FileNotFoundError, match="pretrain_dir"):
-        lm_sft.resolve_pretrain(cfg, tmp_path / "lm_sft")
+        lm_sft_base.resolve_pretrain(cfg, tmp_path / "lm_sft")
     too_many = dataclasses.replace(lm_sft.smoke(), num_eval_prompts=10_000)
     tok = types.SimpleNamespace(bos_id=1, encode=lambda s: [3] * len(s))
     with pytest.raises(ValueError, match="num_eval_prompts"):
-        lm_sft.build_cells(too_many, lmp.smoke(), tok)
+        lm_sft_base.build_cells(too_many, lmp.smoke(), tok)
 
 
 # ----------------------------------------------------------------------------- real models
@@ -164,7 +164,7 @@ def test_hf_checkpoint_and_jsonl_pipeline(tmp_path):
     """The tiny random Llama on the 5-record GSM8K file: 2 held-out eval, 2 training prompts."""
 
     def splits(cfg):
-        cell = lm_sft.build_real_cells(cfg, lm_real.load_hf_model(cfg.model_dir))[0]
+        cell = lm_sft_base.build_real_cells(cfg, lm_real.load_hf_model(cfg.model_dir))[0]
         return cell.eval_examples, cell.train_examples
 
     cfg, out = run_contract.assert_real_model_pipeline(
