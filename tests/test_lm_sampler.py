@@ -285,3 +285,16 @@ def test_stats_equal_the_scorer_and_leave_the_draws_unchanged():
     np.testing.assert_allclose(out.entropy, scored.entropy, atol=1e-5, rtol=1e-5)
     np.testing.assert_allclose(out.self_certainty, scored.self_certainty, atol=1e-5, rtol=1e-5)
     assert np.all(np.asarray(out.entropy) > 0)
+
+
+def test_first_true_matches_argmax_with_ties_and_reports_v_when_none():
+    """The decode loop's argmax replacement (two plain reductions) agrees with ``jnp.argmax``:
+    first index on ties, and ``V`` for an all-false row."""
+    _first_true = sampler._first_true
+    x = jax.random.randint(jax.random.key(3), (64, 37), 0, 4)  # many ties per row
+    is_max = x == jnp.max(x, axis=-1, keepdims=True)
+    np.testing.assert_array_equal(_first_true(is_max), jnp.argmax(x, axis=-1))
+    mask = jax.random.bernoulli(jax.random.key(4), 0.05, (64, 37)).at[0].set(False)
+    expect = np.where(np.asarray(mask).any(-1), np.argmax(np.asarray(mask), -1), 37)
+    np.testing.assert_array_equal(_first_true(mask), expect)
+    assert int(_first_true(mask)[0]) == 37

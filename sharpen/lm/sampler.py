@@ -169,16 +169,25 @@ def _nucleus_cutoff(logq_RxV: jax.Array, p: jax.Array) -> jax.Array:
     return jax.lax.cond(jnp.all(mass_R >= p) | (p >= 1.0), lambda _: cutoff_Rx1, full_sort, None)
 
 
+def _first_true(mask_RxV: jax.Array) -> jax.Array:
+    """Index of the first true entry of each row, ``V`` where there is none.
+
+    One plain ``min`` reduction: XLA:CPU lowers ``jnp.argmax`` to a variadic (value, index)
+    reduce, about 1.7x slower per decode step at ``[64, 2048]`` (BENCHMARKS.md, Round 5).
+    """
+    iota_RxV = jax.lax.broadcasted_iota(jnp.int32, mask_RxV.shape, mask_RxV.ndim - 1)
+    return jnp.min(jnp.where(mask_RxV, iota_RxV, mask_RxV.shape[-1]), axis=-1)
+
+
 def _inverse_cdf_rows(logq_RxV: jax.Array, u_R: jax.Array) -> jax.Array:
     """One draw per row: the first token with positive mass whose CDF exceeds ``u * total``."""
-    q_RxV = jnp.exp(logq_RxV - jnp.max(logq_RxV, axis=-1, keepdims=True))
+    max_Rx1 = jnp.max(logq_RxV, axis=-1, keepdims=True)
+    q_RxV = jnp.exp(logq_RxV - max_Rx1)
     cdf_RxV = jnp.cumsum(q_RxV, axis=-1)
-    hit_RxV = (cdf_RxV > u_R[:, None] * cdf_RxV[:, -1:]) & (q_RxV > 0)
+    hit_R = _first_true((cdf_RxV > u_R[:, None] * cdf_RxV[:, -1:]) & (q_RxV > 0))
     # u * total can round up to total: fall back to the mode (never a zero-mass token).
-    fallback_R = jnp.argmax(logq_RxV, axis=-1)
-    return jnp.where(jnp.any(hit_RxV, axis=-1), jnp.argmax(hit_RxV, axis=-1), fallback_R).astype(
-        jnp.int32
-    )
+    fallback_R = _first_true(logq_RxV == max_Rx1)
+    return jnp.where(hit_R < logq_RxV.shape[-1], hit_R, fallback_R).astype(jnp.int32)
 
 
 def _take(x_RxV: jax.Array, idx_R: jax.Array) -> jax.Array:
@@ -187,10 +196,15 @@ def _take(x_RxV: jax.Array, idx_R: jax.Array) -> jax.Array:
 
 def _choose(logits_RxV, key, temperature, top_p, *, greedy, top_k, use_top_p):
     """Token, its sampling log-prob and its base log-prob, for every row."""
-    base_RxV = jax.nn.log_softmax(logits_RxV.astype(jnp.float32), axis=-1)
     if greedy:
-        tok_R = jnp.argmax(base_RxV, axis=-1).astype(jnp.int32)
-        return tok_R, jnp.zeros(tok_R.shape, jnp.float32), _take(base_RxV, tok_R)
+        # The first maximum of the logits; its log-softmax is exactly 0 - log sum exp(z - max),
+        # as jax.nn.log_softmax computes it, without writing the [R, V] log-probs.
+        z_RxV = logits_RxV.astype(jnp.float32)
+        max_Rx1 = jnp.max(z_RxV, axis=-1, keepdims=True)
+        tok_R = _first_true(z_RxV == max_Rx1).astype(jnp.int32)
+        base_R = -jnp.log(jnp.sum(jnp.exp(z_RxV - max_Rx1), axis=-1))
+        return tok_R, jnp.zeros(tok_R.shape, jnp.float32), base_R
+    base_RxV = jax.nn.log_softmax(logits_RxV.astype(jnp.float32), axis=-1)
     logq_RxV = sampling_logprobs(
         base_RxV, temperature, top_k=top_k, top_p=top_p if use_top_p else None
     )
