@@ -19,7 +19,7 @@ from experiments import lm_modes, lm_real
 from experiments import lm_pretrain as lmp
 from experiments.lm_real import Model
 from sharpen.lm.batching import bucket_length, left_pad
-from sharpen.lm.chunked import generate_chunked
+from sharpen.lm.chunked import chunk_ranges, generate_chunked
 from sharpen.lm.scorer import score
 from sharpen.tasks import Task
 
@@ -113,10 +113,6 @@ class Draws(NamedTuple):
     self_certainty: np.ndarray
 
 
-def _chunks(n: int, size: int) -> list[range]:
-    return [range(i, min(i + size, n)) for i in range(0, n, size)]
-
-
 def draw(
     model: Model, cell: Cell, *, key: jax.Array | None, num_samples: int, greedy: bool = False
 ) -> Draws:
@@ -167,7 +163,7 @@ def score_draws(model: Model, cell: Cell, draws: Draws) -> dict[str, np.ndarray]
     fields = ("sum_logprob", "mean_logprob", "entropy", "self_certainty")
     out = {f: [] for f in fields}
     m = draws.tokens.shape[2]
-    for idx in _chunks(len(seqs), per_call):
+    for idx in chunk_ranges(len(seqs), per_call):
         part = [seqs[i] for i in idx]
         resp = draws.tokens[list(idx)]
         lens = draws.lengths[list(idx)]

@@ -17,7 +17,7 @@ from experiments import lm_pretrain as lmp
 from experiments import lm_real
 from sharpen import selection
 from sharpen.lm.batching import bucket_length, left_pad
-from sharpen.lm.chunked import generate_chunked
+from sharpen.lm.chunked import chunk_ranges, generate_chunked
 from sharpen.lm.config import LMConfig
 from sharpen.lm.scorer import score
 from sharpen.tasks import Task
@@ -151,10 +151,6 @@ class Draws(NamedTuple):
     finished: np.ndarray
 
 
-def _chunks(n: int, size: int) -> list[range]:
-    return [range(i, min(i + size, n)) for i in range(0, n, size)]
-
-
 def draw(
     model: Model,
     prompt_ids: list[list[int]],
@@ -202,7 +198,7 @@ def score_draws(
     plen = bucket_length(max(map(len, prompt_ids)), 16)
     per_call = min(max(1, sample_rows // n), len(prompt_ids))
     logp, ent = [], []
-    for idx in _chunks(len(prompt_ids), per_call):
+    for idx in chunk_ranges(len(prompt_ids), per_call):
         pad = per_call - len(idx)
         part = [prompt_ids[i] for i in idx] + [prompt_ids[idx[-1]]] * pad
         resp = draws.tokens[list(idx) + [idx[-1]] * pad]

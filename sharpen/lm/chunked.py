@@ -18,7 +18,16 @@ from sharpen._checks import check_static_int
 from sharpen.lm import sampler, sharding
 from sharpen.lm.config import LMConfig
 
-__all__ = ["chunk_size", "generate_chunked"]
+__all__ = ["chunk_ranges", "chunk_size", "generate_chunked"]
+
+
+def chunk_ranges(n: int, size: int) -> list[range]:
+    """Consecutive index ranges of at most ``size`` covering ``range(n)``.
+
+    >>> chunk_ranges(5, 2)
+    [range(0, 2), range(2, 4), range(4, 5)]
+    """
+    return [range(i, min(i + size, n)) for i in range(0, n, size)]
 
 
 def chunk_size(num_prompts: int, num_samples: int, rows: int, devices: int) -> int:
